@@ -1,0 +1,363 @@
+//! The error type, and the load report that gathers every problem of one load.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use safetensors::Dtype;
+
+/// Everything that can go wrong in safejax.
+///
+/// Every variant that concerns a tensor names its key; file errors name the path; errors in the
+/// bytes of a file name the byte offset.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("cannot {action} `{path}`: {source}", path = path.display())]
+    Io {
+        /// What was being done: `read`, `write`, `replace`, ...
+        action: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing to a caller's writer failed.
+    #[error("cannot write safetensors data: {0}")]
+    Write(#[source] io::Error),
+    /// The bytes are not a valid safetensors file.
+    #[error("invalid safetensors data at byte {offset}: {reason}")]
+    Format {
+        /// Where in the file the problem is.
+        offset: u64,
+        /// What is wrong there (names the tensor when one is concerned).
+        reason: String,
+    },
+    /// The file is valid, but does not fit the value being loaded. Holds every problem found.
+    #[error("{0}")]
+    Load(Box<LoadReport>),
+    /// Two leaves render to the same key, so one would overwrite the other.
+    #[error("key `{key}` is produced twice; rename one of the fields or map entries")]
+    DuplicateKey {
+        /// The key produced twice.
+        key: String,
+    },
+    /// A key that safetensors reserves, or an empty one.
+    #[error("key `{key}` is reserved or empty and cannot name a tensor")]
+    ReservedKey {
+        /// The offending key.
+        key: String,
+    },
+    /// A part of a value that cannot be written or loaded: a map key or tree name that would
+    /// make keys ambiguous, a shared `Arc` loaded in place.
+    #[error("`{key}` {reason}")]
+    Invalid {
+        /// The key of the part concerned (of the map, for a map key).
+        key: String,
+        /// Why it is refused, naming the offending name.
+        reason: String,
+    },
+    /// A key that does not follow the style it is read in.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A tensor does not have the dtype or shape it is converted to.
+    #[error("tensor `{key}`: {problem}")]
+    Tensor {
+        /// The tensor's key.
+        key: String,
+        /// What does not match.
+        problem: LeafProblem,
+    },
+}
+
+impl Error {
+    pub(crate) fn format(offset: u64, reason: impl Into<String>) -> Self {
+        Error::Format {
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The load report, if this is a load error.
+    pub fn report(&self) -> Option<&LoadReport> {
+        match self {
+            Error::Load(report) => Some(report),
+            _ => None,
+        }
+    }
+}
+
+/// A key that does not follow its style's grammar.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `{key}` {reason}")]
+pub struct KeyError {
+    /// The key.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl KeyError {
+    pub(crate) fn new(key: &str, reason: impl Into<String>) -> Self {
+        KeyError {
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn in_key(mut self, key: &str) -> Self {
+        self.key = key.to_owned();
+        self
+    }
+}
+
+/// The shape a leaf expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectedShape {
+    /// Any shape of this many dimensions (`Array2` expects rank 2).
+    Rank(usize),
+    /// Exactly this shape (an existing array in `load_into`).
+    Exact(Vec<usize>),
+}
+
+impl fmt::Display for ExpectedShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedShape::Rank(rank) => write!(f, "rank {rank}"),
+            ExpectedShape::Exact(shape) => write!(f, "shape {shape:?}"),
+        }
+    }
+}
+
+/// Why one tensor cannot become one leaf.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LeafProblem {
+    /// The file's dtype is not the leaf's, and no conversion was asked for.
+    #[error("expected dtype {expected}, found {found}")]
+    Dtype {
+        /// The leaf's dtype.
+        expected: Dtype,
+        /// The file's dtype.
+        found: Dtype,
+    },
+    /// The file's shape does not fit the leaf.
+    #[error("expected {expected}, found shape {found:?}")]
+    Shape {
+        /// What the leaf accepts.
+        expected: ExpectedShape,
+        /// The file's shape.
+        found: Vec<usize>,
+    },
+    /// The bytes are not valid for the dtype (a bool that is neither 0 nor 1).
+    #[error("{0}")]
+    Value(String),
+}
+
+/// A tensor whose shape does not fit its leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeMismatch {
+    /// The key.
+    pub key: String,
+    /// What the leaf accepts.
+    pub expected: ExpectedShape,
+    /// The file's shape.
+    pub found: Vec<usize>,
+}
+
+/// A tensor whose dtype is not its leaf's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtypeMismatch {
+    /// The key.
+    pub key: String,
+    /// The leaf's dtype.
+    pub expected: Dtype,
+    /// The file's dtype.
+    pub found: Dtype,
+}
+
+/// Any other problem with one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyProblem {
+    /// The key.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Every problem found while loading one value, gathered instead of stopping at the first.
+///
+/// Its `Display` groups the problems and suggests the nearest unused key for each missing one:
+///
+/// ```
+/// use safejax_core::LoadReport;
+/// let mut report = LoadReport::default();
+/// report.missing.push("params.Dense_0.kernel".into());
+/// report.unexpected.push("params.Dense_0.kernal".into());
+/// let text = report.to_string();
+/// assert!(text.contains("did you mean `params.Dense_0.kernal`?"), "{text}");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Keys the value needs that the file does not have.
+    pub missing: Vec<String>,
+    /// Keys in the file that no part of the value reads.
+    pub unexpected: Vec<String>,
+    /// Tensors of the wrong shape or rank.
+    pub shape_mismatches: Vec<ShapeMismatch>,
+    /// Tensors of the wrong dtype.
+    pub dtype_mismatches: Vec<DtypeMismatch>,
+    /// Other problems: invalid values, keys read twice, invalid map keys.
+    pub invalid: Vec<KeyProblem>,
+}
+
+impl LoadReport {
+    /// Whether nothing went wrong.
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty()
+            && self.unexpected.is_empty()
+            && self.shape_mismatches.is_empty()
+            && self.dtype_mismatches.is_empty()
+            && self.invalid.is_empty()
+    }
+
+    /// How many problems there are.
+    pub fn len(&self) -> usize {
+        self.missing.len()
+            + self.unexpected.len()
+            + self.shape_mismatches.len()
+            + self.dtype_mismatches.len()
+            + self.invalid.len()
+    }
+
+    pub(crate) fn record(&mut self, key: String, problem: LeafProblem) {
+        match problem {
+            LeafProblem::Dtype { expected, found } => self.dtype_mismatches.push(DtypeMismatch {
+                key,
+                expected,
+                found,
+            }),
+            LeafProblem::Shape { expected, found } => self.shape_mismatches.push(ShapeMismatch {
+                key,
+                expected,
+                found,
+            }),
+            LeafProblem::Value(reason) => self.invalid.push(KeyProblem { key, reason }),
+        }
+    }
+
+    pub(crate) fn lengths(&self) -> [usize; 5] {
+        [
+            self.missing.len(),
+            self.unexpected.len(),
+            self.shape_mismatches.len(),
+            self.dtype_mismatches.len(),
+            self.invalid.len(),
+        ]
+    }
+
+    pub(crate) fn truncate(&mut self, lengths: [usize; 5]) {
+        self.missing.truncate(lengths[0]);
+        self.unexpected.truncate(lengths[1]);
+        self.shape_mismatches.truncate(lengths[2]);
+        self.dtype_mismatches.truncate(lengths[3]);
+        self.invalid.truncate(lengths[4]);
+    }
+
+    /// The unexpected key most like `missing`, if one is close enough to be a likely typo.
+    pub fn suggestion(&self, missing: &str) -> Option<&str> {
+        self.unexpected
+            .iter()
+            .map(|candidate| {
+                (
+                    strsim::normalized_levenshtein(missing, candidate),
+                    candidate,
+                )
+            })
+            .filter(|(score, _)| *score >= 0.75)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, candidate)| candidate.as_str())
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut counts = Vec::new();
+        let groups = [
+            (self.missing.len(), "missing key"),
+            (self.unexpected.len(), "unexpected key"),
+            (self.shape_mismatches.len(), "shape mismatch"),
+            (self.dtype_mismatches.len(), "dtype mismatch"),
+            (self.invalid.len(), "invalid tensor"),
+        ];
+        for (n, word) in groups {
+            if n > 0 {
+                counts.push(plural(n, word).replace("mismatchs", "mismatches"));
+            }
+        }
+        write!(f, "the file does not fit: {}", counts.join(", "))?;
+        if !self.missing.is_empty() {
+            f.write_str("\nmissing (needed, not in the file):")?;
+            for key in &self.missing {
+                write!(f, "\n  {key}")?;
+                if let Some(near) = self.suggestion(key) {
+                    write!(f, " (did you mean `{near}`?)")?;
+                }
+            }
+        }
+        if !self.unexpected.is_empty() {
+            f.write_str("\nunexpected (in the file, not read):")?;
+            for key in &self.unexpected {
+                write!(f, "\n  {key}")?;
+            }
+        }
+        if !self.shape_mismatches.is_empty() {
+            f.write_str("\nshape mismatches:")?;
+            for m in &self.shape_mismatches {
+                write!(
+                    f,
+                    "\n  {}: expected {}, found {:?}",
+                    m.key, m.expected, m.found
+                )?;
+            }
+        }
+        if !self.dtype_mismatches.is_empty() {
+            f.write_str("\ndtype mismatches:")?;
+            for m in &self.dtype_mismatches {
+                write!(
+                    f,
+                    "\n  {}: expected {}, found {}",
+                    m.key, m.expected, m.found
+                )?;
+            }
+        }
+        if !self.invalid.is_empty() {
+            f.write_str("\ninvalid tensors:")?;
+            for p in &self.invalid {
+                write!(f, "\n  {}: {}", p.key, p.reason)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Shorthand for results in safejax.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,475 @@
+//! The safetensors byte layout: a header checked once with errors that name the key or byte
+//! offset, and a streaming writer whose bytes are the official crate's.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::io::Write;
+
+use safetensors::tensor::{Metadata as HeaderMetadata, TensorView};
+use safetensors::{Dtype, View};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use crate::error::{Error, Result};
+use crate::tensor::{Leaf, LeafView, expected_len};
+
+/// The `__metadata__` string map of a safetensors file. Sorted, so equal maps give equal bytes.
+pub type Metadata = BTreeMap<String, String>;
+
+/// The name safetensors reserves for the metadata map.
+pub const METADATA_KEY: &str = "__metadata__";
+
+/// The largest header accepted, as in the official crate.
+pub const MAX_HEADER_LEN: u64 = 100_000_000;
+
+const LEN_BYTES: usize = 8;
+
+/// A checked safetensors file: its tensors in file order, borrowing the data, and its metadata.
+#[derive(Debug)]
+pub struct Parsed<'d> {
+    /// The tensors in the order of their data.
+    pub tensors: Vec<(String, TensorView<'d>)>,
+    /// The `__metadata__` map (empty when the file has none).
+    pub metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct RawInfo {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: (usize, usize),
+}
+
+struct RawHeader {
+    entries: Vec<(String, RawInfo)>,
+    metadata: Option<Metadata>,
+}
+
+impl<'de> Deserialize<'de> for RawHeader {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RawHeaderVisitor)
+    }
+}
+
+struct RawHeaderVisitor;
+
+impl<'de> Visitor<'de> for RawHeaderVisitor {
+    type Value = RawHeader;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of tensor entries")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader, A::Error> {
+        let mut seen = HashSet::new();
+        let mut entries = Vec::new();
+        let mut metadata = None;
+        while let Some(name) = map.next_key::<String>()? {
+            if !seen.insert(name.clone()) {
+                return Err(de::Error::custom(format!("duplicate entry `{name}`")));
+            }
+            if name == METADATA_KEY {
+                let value = map.next_value::<Option<Metadata>>().map_err(|e| {
+                    de::Error::custom(format!("`{METADATA_KEY}` must map strings to strings: {e}"))
+                })?;
+                metadata = Some(value.unwrap_or_default());
+            } else {
+                let info = map
+                    .next_value::<RawInfo>()
+                    .map_err(|e| de::Error::custom(format!("tensor `{name}`: {e}")))?;
+                entries.push((name, info));
+            }
+        }
+        Ok(RawHeader { entries, metadata })
+    }
+}
+
+/// Parses a dtype name as the header writes it (`F32`, `BF16`, `F8_E4M3`, ...).
+///
+/// ```
+/// use safejax_core::{Dtype, format::parse_dtype};
+/// assert_eq!(parse_dtype("BF16"), Some(Dtype::BF16));
+/// assert_eq!(parse_dtype("float32"), None);
+/// ```
+pub fn parse_dtype(name: &str) -> Option<Dtype> {
+    Some(match name {
+        "BOOL" => Dtype::BOOL,
+        "F4" => Dtype::F4,
+        "F6_E2M3" => Dtype::F6_E2M3,
+        "F6_E3M2" => Dtype::F6_E3M2,
+        "U8" => Dtype::U8,
+        "I8" => Dtype::I8,
+        "F8_E5M2" => Dtype::F8_E5M2,
+        "F8_E4M3" => Dtype::F8_E4M3,
+        "F8_E8M0" => Dtype::F8_E8M0,
+        "F8_E4M3FNUZ" => Dtype::F8_E4M3FNUZ,
+        "F8_E5M2FNUZ" => Dtype::F8_E5M2FNUZ,
+        "I16" => Dtype::I16,
+        "U16" => Dtype::U16,
+        "F16" => Dtype::F16,
+        "BF16" => Dtype::BF16,
+        "I32" => Dtype::I32,
+        "U32" => Dtype::U32,
+        "F32" => Dtype::F32,
+        "C64" => Dtype::C64,
+        "F64" => Dtype::F64,
+        "I64" => Dtype::I64,
+        "U64" => Dtype::U64,
+        _ => return None,
+    })
+}
+
+/// Checks a whole safetensors buffer and returns views of its tensors.
+///
+/// Every problem is an [`Error::Format`] naming the byte offset and, where one is concerned,
+/// the tensor. Nothing is allocated in proportion to a length the file claims.
+///
+/// ```
+/// use safejax_core::format::parse;
+/// let err = parse(&[1, 2, 3]).unwrap_err();
+/// assert_eq!(err.to_string(), "invalid safetensors data at byte 0: 3 bytes are too few for the 8-byte header length");
+/// ```
+pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>> {
+    let Some(len_bytes) = bytes.get(..LEN_BYTES) else {
+        return Err(Error::format(
+            0,
+            format!(
+                "{} bytes are too few for the 8-byte header length",
+                bytes.len()
+            ),
+        ));
+    };
+    let mut raw_len = [0u8; LEN_BYTES];
+    raw_len.copy_from_slice(len_bytes);
+    let header_len = u64::from_le_bytes(raw_len);
+    let available = (bytes.len() - LEN_BYTES) as u64;
+    if header_len > MAX_HEADER_LEN {
+        return Err(Error::format(
+            0,
+            format!("header length {header_len} exceeds the limit of {MAX_HEADER_LEN} bytes"),
+        ));
+    }
+    if header_len > available {
+        return Err(Error::format(
+            0,
+            format!(
+                "header length {header_len} runs past the end of the data ({available} bytes follow it)"
+            ),
+        ));
+    }
+    // Both fit in `bytes`, so in usize.
+    let header_end = LEN_BYTES + header_len as usize;
+    let header = std::str::from_utf8(&bytes[LEN_BYTES..header_end]).map_err(|e| {
+        Error::format(
+            (LEN_BYTES + e.valid_up_to()) as u64,
+            "header is not valid UTF-8",
+        )
+    })?;
+    let raw: RawHeader = serde_json::from_str(header).map_err(|e| {
+        let offset = LEN_BYTES + json_offset(header, e.line(), e.column());
+        Error::format(
+            offset as u64,
+            format!("header is not a valid safetensors header: {e}"),
+        )
+    })?;
+    let data = &bytes[header_end..];
+    let tensors = check_entries(raw.entries, data, header_end)?;
+    Ok(Parsed {
+        tensors,
+        metadata: raw.metadata.unwrap_or_default(),
+    })
+}
+
+/// Byte offset in `text` of serde_json's 1-based line and column.
+fn json_offset(text: &str, line: usize, column: usize) -> usize {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    (line_start + column.saturating_sub(1)).min(text.len())
+}
+
+fn check_entries<'d>(
+    mut entries: Vec<(String, RawInfo)>,
+    data: &'d [u8],
+    data_start: usize,
+) -> Result<Vec<(String, TensorView<'d>)>> {
+    entries.sort_by_key(|(_, info)| info.data_offsets);
+    let mut views = Vec::with_capacity(entries.len());
+    let mut end = 0usize;
+    for (name, info) in entries {
+        let at = |offset: usize| (data_start as u64).saturating_add(offset as u64);
+        let dtype = parse_dtype(&info.dtype).ok_or_else(|| {
+            Error::format(
+                at(info.data_offsets.0),
+                format!("tensor `{name}` has unknown dtype `{}`", info.dtype),
+            )
+        })?;
+        let (start, stop) = info.data_offsets;
+        if start != end {
+            let what = if start > end {
+                "leaves a gap after"
+            } else {
+                "overlaps"
+            };
+            return Err(Error::format(
+                at(start),
+                format!(
+                    "tensor `{name}` starts at data offset {start}, which {what} the previous tensor ending at {end}"
+                ),
+            ));
+        }
+        if stop < start {
+            return Err(Error::format(
+                at(start),
+                format!("tensor `{name}` ends at {stop}, before its start {start}"),
+            ));
+        }
+        let size = expected_len(dtype, &info.shape).ok_or_else(|| {
+            Error::format(
+                at(start),
+                format!(
+                    "tensor `{name}` of shape {:?} and dtype {dtype} has no whole byte size",
+                    info.shape
+                ),
+            )
+        })?;
+        if stop - start != size {
+            return Err(Error::format(
+                at(start),
+                format!(
+                    "tensor `{name}` of shape {:?} and dtype {dtype} needs {size} bytes, its offsets span {}",
+                    info.shape,
+                    stop - start
+                ),
+            ));
+        }
+        let Some(slice) = data.get(start..stop) else {
+            return Err(Error::format(
+                at(start),
+                format!(
+                    "tensor `{name}` ends at data offset {stop}, past the end of the data ({} bytes)",
+                    data.len()
+                ),
+            ));
+        };
+        let view = TensorView::new(dtype, info.shape, slice)
+            .map_err(|e| Error::format(at(start), format!("tensor `{name}`: {e}")))?;
+        views.push((name, view));
+        end = stop;
+    }
+    if end != data.len() {
+        return Err(Error::format(
+            at_end(data_start, end),
+            format!(
+                "{} bytes after the last tensor belong to no tensor",
+                data.len() - end
+            ),
+        ));
+    }
+    Ok(views)
+}
+
+fn at_end(data_start: usize, end: usize) -> u64 {
+    (data_start as u64).saturating_add(end as u64)
+}
+
+/// Checks names before anything is written: no duplicates, none reserved or empty.
+pub(crate) fn check_names<'k>(names: impl IntoIterator<Item = &'k str>) -> Result<()> {
+    let mut seen = HashSet::new();
+    for name in names {
+        if name.is_empty() || name == METADATA_KEY {
+            return Err(Error::ReservedKey {
+                key: name.to_owned(),
+            });
+        }
+        if !seen.insert(name) {
+            return Err(Error::DuplicateKey {
+                key: name.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A leaf's header entry, without its data: lets the official writer lay out the header alone.
+struct HeaderOnly<'a>(&'a LeafView<'a>);
+
+impl View for HeaderOnly<'_> {
+    fn dtype(&self) -> Dtype {
+        (&self.0).dtype()
+    }
+
+    fn shape(&self) -> &[usize] {
+        (&self.0).shape()
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&[])
+    }
+
+    fn data_len(&self) -> usize {
+        (&self.0).data_len()
+    }
+}
+
+/// Writes `tensors` and `metadata` as a safetensors file to `out`, streaming tensor data.
+///
+/// The header (tensor order, offsets, JSON layout, padding) is the official crate's, so the bytes
+/// equal what Python safejax writes; the metadata map is written in sorted order so that equal
+/// inputs give equal bytes.
+pub(crate) fn write<W: Write>(
+    tensors: &[(String, &dyn Leaf)],
+    metadata: &Metadata,
+    mut out: W,
+) -> Result<()> {
+    check_names(tensors.iter().map(|(name, _)| name.as_str()))?;
+    let views: Vec<LeafView<'_>> = tensors
+        .iter()
+        .map(|(_, leaf)| LeafView(*leaf, leaf.shape().into_owned()))
+        .collect();
+    let by_name: HashMap<&str, &LeafView<'_>> = tensors
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .zip(&views)
+        .collect();
+    let info = (!metadata.is_empty()).then(|| {
+        metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    });
+    let head = safetensors::serialize(
+        tensors
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .zip(views.iter().map(HeaderOnly)),
+        info,
+    )
+    .map_err(|e| Error::format(0, format!("cannot lay out the header: {e}")))?;
+    let mut head = head;
+    sort_metadata(&mut head, metadata)?;
+    let header: HeaderMetadata = serde_json::from_slice(&head[LEN_BYTES..]).map_err(|e| {
+        Error::format(
+            LEN_BYTES as u64,
+            format!("written header does not read back: {e}"),
+        )
+    })?;
+    out.write_all(&head).map_err(Error::Write)?;
+    for name in header.offset_keys() {
+        if let Some(view) = by_name.get(name.as_str()) {
+            out.write_all(&view.0.data()).map_err(Error::Write)?;
+        }
+    }
+    out.flush().map_err(Error::Write)
+}
+
+/// Rewrites the official writer's `__metadata__` object (serialized from a `HashMap`, so in no
+/// fixed order) in sorted order. Both serializations have the same length.
+fn sort_metadata(head: &mut [u8], metadata: &Metadata) -> Result<()> {
+    if metadata.len() < 2 {
+        return Ok(());
+    }
+    const PREFIX: &[u8] = b"{\"__metadata__\":";
+    let sorted = serde_json::to_string(metadata)
+        .map_err(|e| Error::format(0, format!("cannot write metadata: {e}")))?;
+    let start = LEN_BYTES + PREFIX.len();
+    let end = start + sorted.len();
+    let fits = head.get(LEN_BYTES..start) == Some(PREFIX)
+        && head.get(end).is_some_and(|b| matches!(b, b',' | b'}'))
+        && head
+            .get(start..end)
+            .and_then(|s| serde_json::from_slice::<Metadata>(s).ok())
+            .as_ref()
+            == Some(metadata);
+    if !fits {
+        return Err(Error::format(
+            LEN_BYTES as u64,
+            "unexpected metadata layout from the writer",
+        ));
+    }
+    head[start..end].copy_from_slice(sorted.as_bytes());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn write_vec(tensors: &[(String, &dyn Leaf)], metadata: &Metadata) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        write(tensors, metadata, &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn bytes_equal_the_official_writer() {
+        let a = array![[1.0f32, 2.0], [3.0, 4.0]];
+        let b = array![7i32, 8, 9];
+        let c = 1.5f64;
+        let tensors: Vec<(String, &dyn Leaf)> =
+            vec![("z.a".into(), &a), ("b".into(), &b), ("m.c".into(), &c)];
+        let one: Metadata = [("format".to_owned(), "flax".to_owned())].into();
+        for metadata in [Metadata::new(), one] {
+            let ours = write_vec(&tensors, &metadata).unwrap_or_else(|e| panic!("{e}"));
+            let views: Vec<_> = tensors
+                .iter()
+                .map(|(_, l)| LeafView(*l, l.shape().into_owned()))
+                .collect();
+            let info = (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
+            let theirs = safetensors::serialize(
+                tensors.iter().map(|(n, _)| n.as_str()).zip(views.iter()),
+                info,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(ours, theirs);
+        }
+    }
+
+    #[test]
+    fn metadata_is_written_sorted() {
+        let a = array![1u8];
+        let tensors: Vec<(String, &dyn Leaf)> = vec![("a".into(), &a)];
+        let metadata: Metadata = (0..20)
+            .map(|i| (format!("k{i}"), format!("v{i}")))
+            .collect();
+        let first = write_vec(&tensors, &metadata).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..5 {
+            assert_eq!(
+                write_vec(&tensors, &metadata).unwrap_or_else(|e| panic!("{e}")),
+                first
+            );
+        }
+        let parsed = parse(&first).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.metadata, metadata);
+        let text = String::from_utf8_lossy(&first);
+        assert!(
+            text.contains(r#"{"__metadata__":{"k0":"v0","k1":"v1","k10":"v10""#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn names_are_checked_before_writing() {
+        let a = array![1u8];
+        let dup: Vec<(String, &dyn Leaf)> = vec![("a".into(), &a), ("a".into(), &a)];
+        let mut out = Vec::new();
+        let err = write(&dup, &Metadata::new(), &mut out)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("key `a` is produced twice; rename one of the fields or map entries")
+        );
+        assert!(out.is_empty());
+        let reserved: Vec<(String, &dyn Leaf)> = vec![(METADATA_KEY.into(), &a)];
+        assert!(matches!(
+            write(&reserved, &Metadata::new(), &mut out),
+            Err(Error::ReservedKey { .. })
+        ));
+        assert!(out.is_empty());
+    }
+}

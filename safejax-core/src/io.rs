@@ -1,0 +1,522 @@
+//! Saving and loading values: bytes, writers, files (atomic on save), memory maps, metadata,
+//! collections split over several files, and the strictness of loads.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use safetensors::tensor::TensorView;
+
+use crate::dtype::DtypePolicy;
+use crate::error::{Error, Result};
+use crate::format::{self, Metadata, Parsed};
+use crate::key::KeyPath;
+use crate::params::{SafeParams, Visitor, VisitorMut};
+use crate::reader::{PartSpec, Reader};
+use crate::style::Style;
+use crate::tensor::{Leaf, LeafMut};
+
+/// Writes values: the style, which collections, whether keys name the collection, metadata.
+///
+/// ```
+/// use ndarray::array;
+/// use safejax_core::{Saver, Style};
+///
+/// let weights = vec![array![1.0f32, 2.0], array![3.0f32]];
+/// let keys = Saver::new().style(Style::Objax).keys(&weights)?;
+/// assert_eq!(keys, ["(ModuleList)[0]::TrainVar", "(ModuleList)[1]::TrainVar"]);
+/// let bytes = Saver::new().metadata([("epoch".into(), "3".into())].into()).to_bytes(&weights)?;
+/// assert!(!bytes.is_empty());
+/// # Ok::<(), safejax_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Saver {
+    style: Option<Style>,
+    only: Option<Vec<String>>,
+    with_collection: bool,
+    metadata: Metadata,
+}
+
+impl Default for Saver {
+    fn default() -> Self {
+        Saver {
+            style: None,
+            only: None,
+            with_collection: true,
+            metadata: Metadata::new(),
+        }
+    }
+}
+
+/// Collects the leaves a value writes, with their keys.
+struct Collect<'a, 's> {
+    style: Style,
+    saver: &'s Saver,
+    leaves: Vec<(String, &'a dyn Leaf)>,
+    error: Option<Error>,
+}
+
+impl<'a> Visitor<'a> for Collect<'a, '_> {
+    fn leaf(&mut self, path: &KeyPath, leaf: &'a dyn Leaf) {
+        if let Some(only) = &self.saver.only
+            && !only.iter().any(|c| Some(c.as_str()) == path.collection())
+        {
+            return;
+        }
+        let key = self.style.render(path, self.saver.with_collection);
+        self.leaves.push((key, leaf));
+    }
+
+    fn invalid(&mut self, path: &KeyPath, reason: String) {
+        if self.error.is_none() {
+            self.error = Some(Error::Invalid {
+                key: self.style.render(path, self.saver.with_collection),
+                reason,
+            });
+        }
+    }
+}
+
+impl Saver {
+    /// A saver in the value's default style, writing every collection with its name in the keys.
+    pub fn new() -> Self {
+        Saver::default()
+    }
+
+    /// Writes in `style` instead of the value's default.
+    pub fn style(mut self, style: Style) -> Self {
+        self.style = Some(style);
+        self
+    }
+
+    /// Writes only the leaves of these collections (Flax `params`, Haiku `state`, Objax
+    /// `StateVar`).
+    pub fn only<I, S>(mut self, collections: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.only = Some(collections.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Leaves the collection out of Flax and Haiku keys (`Dense_0.kernel` instead of
+    /// `params.Dense_0.kernel`), as when only `variables["params"]` is saved.
+    pub fn without_collection(mut self) -> Self {
+        self.with_collection = false;
+        self
+    }
+
+    /// Writes this `__metadata__` map (in sorted order).
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    fn collect<'a, T: SafeParams>(&self, value: &'a T) -> Result<Vec<(String, &'a dyn Leaf)>> {
+        let mut collect = Collect {
+            style: self.style.unwrap_or(T::STYLE),
+            saver: self,
+            leaves: Vec::new(),
+            error: None,
+        };
+        value.visit(&mut KeyPath::new(), &mut collect);
+        match collect.error {
+            Some(error) => Err(error),
+            None => Ok(collect.leaves),
+        }
+    }
+
+    /// The keys `value` writes, sorted. Duplicates are an error, as on save.
+    pub fn keys<T: SafeParams>(&self, value: &T) -> Result<Vec<String>> {
+        let leaves = self.collect(value)?;
+        format::check_names(leaves.iter().map(|(k, _)| k.as_str()))?;
+        let mut keys: Vec<String> = leaves.into_iter().map(|(k, _)| k).collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Writes `value` as safetensors to `writer`, streaming tensor data.
+    pub fn to_writer<T: SafeParams, W: Write>(&self, value: &T, writer: W) -> Result<()> {
+        let leaves = self.collect(value)?;
+        format::write(&leaves, &self.metadata, writer)
+    }
+
+    /// Serializes `value` to safetensors bytes.
+    pub fn to_bytes<T: SafeParams>(&self, value: &T) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.to_writer(value, &mut out)?;
+        Ok(out)
+    }
+
+    /// Saves `value` to `path` atomically: written to a temporary file in the same directory,
+    /// flushed and synced, then renamed over `path`, and the directory synced. If anything fails,
+    /// `path` is unchanged and the temporary file removed.
+    pub fn save<T: SafeParams>(&self, value: &T, path: impl AsRef<Path>) -> Result<()> {
+        let leaves = self.collect(value)?;
+        format::check_names(leaves.iter().map(|(k, _)| k.as_str()))?;
+        write_atomically(path.as_ref(), |file| {
+            format::write(&leaves, &self.metadata, file)
+        })
+    }
+}
+
+/// Writes a file through a temporary sibling and a rename, so that `path` holds either its old
+/// content or the whole new one.
+pub(crate) fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    {
+        let mut buffered = BufWriter::with_capacity(1 << 20, temp.as_file());
+        write(&mut buffered).map_err(|e| match e {
+            Error::Write(source) => Error::io("write", temp.path(), source),
+            other => other,
+        })?;
+        buffered
+            .flush()
+            .map_err(|e| Error::io("write", temp.path(), e))?;
+    }
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("sync", temp.path(), e))?;
+    temp.persist(path)
+        .map_err(|e| Error::io("replace", path, e.error))?;
+    // Make the rename itself durable. Directories cannot be opened for syncing everywhere.
+    if let Ok(dir) = File::open(dir) {
+        dir.sync_all()
+            .map_err(|e| Error::io("sync directory", path, e))?;
+    }
+    Ok(())
+}
+
+/// Where a file's bytes come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// A file, read (or memory-mapped, if the loader says so).
+    Path(&'a Path),
+    /// Bytes already in memory.
+    Bytes(&'a [u8]),
+}
+
+/// One file of a load, with the collections it holds.
+///
+/// ```
+/// use safejax_core::Part;
+/// // A Haiku state dict saved alone: keys `batch_norm/~/mean_ema.average`, no `state.` prefix.
+/// let part = Part::file("state.safetensors").collections(["state"]).without_collection();
+/// # let _ = part;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Part<'a> {
+    input: Input<'a>,
+    spec: PartSpec,
+}
+
+impl<'a> Part<'a> {
+    /// A file on disk holding every collection, keys naming the collection.
+    pub fn file(path: &'a (impl AsRef<Path> + ?Sized)) -> Self {
+        Part {
+            input: Input::Path(path.as_ref()),
+            spec: PartSpec::whole(),
+        }
+    }
+
+    /// Bytes in memory holding every collection, keys naming the collection.
+    pub fn bytes(bytes: &'a [u8]) -> Self {
+        Part {
+            input: Input::Bytes(bytes),
+            spec: PartSpec::whole(),
+        }
+    }
+
+    /// The file holds only these collections.
+    pub fn collections<I, S>(mut self, collections: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.spec.collections = Some(collections.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The file's Flax/Haiku keys do not start with the collection.
+    pub fn without_collection(mut self) -> Self {
+        self.spec.with_collection = false;
+        self
+    }
+}
+
+/// What a load returns besides the value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<T> {
+    /// The value read.
+    pub value: T,
+    /// The `__metadata__` maps of the files (the first file's entry wins on a clash).
+    pub metadata: Metadata,
+    /// Keys present in the files and not read, when the loader allows unexpected keys.
+    pub ignored: Vec<String>,
+}
+
+/// Reads values, strictly by default.
+///
+/// A load fails if any key the value needs is missing, any key of the file is left unread, or
+/// any tensor has the wrong shape, rank or dtype; the [`Error::Load`] lists all of them. Each
+/// leniency is asked for by name.
+///
+/// ```
+/// use ndarray::{Array1, array};
+/// use safejax_core::{Loader, SafeParams, Saver};
+///
+/// let bytes = Saver::new().to_bytes(&vec![array![1.0f32], array![2.0f32]])?;
+/// // Strict: a single array does not read a two-element list.
+/// let loaded = Loader::new().allow_unexpected().from_bytes::<[Array1<f32>; 1]>(&bytes)?;
+/// assert_eq!(loaded.ignored, ["1"]);
+/// let loaded = Loader::new().convert_floats().from_bytes::<Vec<Array1<f64>>>(&bytes)?;
+/// assert_eq!(loaded.value[1], array![2.0f64]);
+/// # Ok::<(), safejax_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Loader {
+    style: Option<Style>,
+    policy: DtypePolicy,
+    allow_unexpected: bool,
+    allow_missing: bool,
+    memory_map: bool,
+}
+
+enum Storage<'a> {
+    Owned(Vec<u8>),
+    Mapped(memmap2::Mmap),
+    Borrowed(&'a [u8]),
+}
+
+impl Storage<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::Owned(bytes) => bytes,
+            Storage::Mapped(map) => map,
+            Storage::Borrowed(bytes) => bytes,
+        }
+    }
+}
+
+impl Loader {
+    /// A strict loader in the value's default style.
+    pub fn new() -> Self {
+        Loader::default()
+    }
+
+    /// Reads keys in `style` instead of the value's default.
+    pub fn style(mut self, style: Style) -> Self {
+        self.style = Some(style);
+        self
+    }
+
+    /// How dtypes may differ between file and value.
+    pub fn dtype_policy(mut self, policy: DtypePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Converts between `f16`, `bf16`, `f32` and `f64` ([`DtypePolicy::ConvertFloats`]).
+    pub fn convert_floats(self) -> Self {
+        self.dtype_policy(DtypePolicy::ConvertFloats)
+    }
+
+    /// Keys of the file that the value does not read are returned in [`Loaded::ignored`]
+    /// instead of failing the load.
+    pub fn allow_unexpected(mut self) -> Self {
+        self.allow_unexpected = true;
+        self
+    }
+
+    /// For [`Loader::load_into`]: tensors missing from the file keep their current values.
+    /// (A fresh load has no current values; mark such fields `default` or make them `Option`.)
+    pub fn allow_missing(mut self) -> Self {
+        self.allow_missing = true;
+        self
+    }
+
+    /// Memory-maps files instead of reading them.
+    ///
+    /// One copy less, but if another process truncates the file while it is mapped, touching
+    /// the lost pages kills this process with `SIGBUS`: use it only on files nothing else
+    /// writes. The default reads the file, which can fail only with an error.
+    pub fn memory_map(mut self) -> Self {
+        self.memory_map = true;
+        self
+    }
+
+    /// Loads a value from a file.
+    pub fn load<T: SafeParams>(&self, path: impl AsRef<Path>) -> Result<Loaded<T>> {
+        self.read(&[Part::file(path.as_ref())])
+    }
+
+    /// Loads a value from bytes.
+    pub fn from_bytes<T: SafeParams>(&self, bytes: &[u8]) -> Result<Loaded<T>> {
+        self.read(&[Part::bytes(bytes)])
+    }
+
+    /// Loads a value from several files, each holding some collections (Haiku params and state
+    /// saved apart).
+    pub fn read<T: SafeParams>(&self, parts: &[Part<'_>]) -> Result<Loaded<T>> {
+        let storage = self.open(parts)?;
+        let (files, metadata) = parse_all(parts, &storage)?;
+        let mut reader = Reader::new(self.style.unwrap_or(T::STYLE), self.policy, files);
+        let value = T::read(&mut KeyPath::new(), &mut reader);
+        let (report, ignored) = reader.finish(self.allow_unexpected);
+        match value {
+            Some(value) if report.is_empty() => Ok(Loaded {
+                value,
+                metadata,
+                ignored,
+            }),
+            _ => Err(Error::Load(Box::new(report))),
+        }
+    }
+
+    /// Overwrites the tensors of `value` from a file. Every tensor is checked (present, shape
+    /// equal to the current one, dtype) before any is assigned, so a failed call changes
+    /// nothing. The structure is kept: list lengths and map keys are those of `value`.
+    pub fn load_into<T: SafeParams>(
+        &self,
+        value: &mut T,
+        path: impl AsRef<Path>,
+    ) -> Result<Loaded<()>> {
+        self.read_into(value, &[Part::file(path.as_ref())])
+    }
+
+    /// [`Loader::load_into`] from several parts (or from bytes, with [`Part::bytes`]).
+    pub fn read_into<T: SafeParams>(
+        &self,
+        value: &mut T,
+        parts: &[Part<'_>],
+    ) -> Result<Loaded<()>> {
+        let storage = self.open(parts)?;
+        let (files, metadata) = parse_all(parts, &storage)?;
+        let mut reader = Reader::new(self.style.unwrap_or(T::STYLE), self.policy, files);
+        let mut check = CheckPass {
+            reader: &mut reader,
+            allow_missing: self.allow_missing,
+            views: Vec::new(),
+            invalid: Vec::new(),
+        };
+        value.visit_mut(&mut KeyPath::new(), &mut check);
+        let CheckPass { views, invalid, .. } = check;
+        let (mut report, ignored) = reader.finish(self.allow_unexpected);
+        report.invalid.extend(invalid);
+        if !report.is_empty() {
+            return Err(Error::Load(Box::new(report)));
+        }
+        let mut assign = AssignPass {
+            views: views.into_iter(),
+            policy: self.policy,
+        };
+        value.visit_mut(&mut KeyPath::new(), &mut assign);
+        Ok(Loaded {
+            value: (),
+            metadata,
+            ignored,
+        })
+    }
+
+    fn open<'a>(&self, parts: &[Part<'a>]) -> Result<Vec<Storage<'a>>> {
+        parts
+            .iter()
+            .map(|part| match part.input {
+                Input::Bytes(bytes) => Ok(Storage::Borrowed(bytes)),
+                Input::Path(path) if self.memory_map => {
+                    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+                    // SAFETY: the map is only read. Its contents may change if another process
+                    // writes the file; every read of it is bounds-checked against the length
+                    // taken at mapping time, and `memory_map` documents that truncating a mapped
+                    // file is not supported (the OS then raises SIGBUS).
+                    let map = unsafe { memmap2::Mmap::map(&file) }
+                        .map_err(|e| Error::io("map", path, e))?;
+                    Ok(Storage::Mapped(map))
+                }
+                Input::Path(path) => std::fs::read(path)
+                    .map(Storage::Owned)
+                    .map_err(|e| Error::io("read", path, e)),
+            })
+            .collect()
+    }
+}
+
+fn parse_all<'d>(
+    parts: &[Part<'_>],
+    storage: &'d [Storage<'_>],
+) -> Result<(Vec<(PartSpec, Parsed<'d>)>, Metadata)> {
+    let mut files = Vec::with_capacity(parts.len());
+    let mut metadata = Metadata::new();
+    for (part, storage) in parts.iter().zip(storage) {
+        let parsed = format::parse(storage.bytes()).map_err(|e| match (e, part.input) {
+            (Error::Format { offset, reason }, Input::Path(path)) => Error::Format {
+                offset,
+                reason: format!("{reason} (in `{}`)", path.display()),
+            },
+            (other, _) => other,
+        })?;
+        for (k, v) in &parsed.metadata {
+            metadata.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        files.push((part.spec.clone(), parsed));
+    }
+    Ok((files, metadata))
+}
+
+/// First pass of an in-place load: takes and checks every tensor, assigns nothing.
+struct CheckPass<'r, 'd> {
+    reader: &'r mut Reader<'d>,
+    allow_missing: bool,
+    views: Vec<Option<TensorView<'d>>>,
+    invalid: Vec<crate::error::KeyProblem>,
+}
+
+impl VisitorMut for CheckPass<'_, '_> {
+    fn leaf(&mut self, path: &KeyPath, leaf: &mut dyn LeafMut) {
+        let view = self
+            .reader
+            .checked(path, self.allow_missing, |view, policy| {
+                leaf.check(view, policy)
+            });
+        self.views.push(view);
+    }
+
+    fn invalid(&mut self, path: &KeyPath, reason: String) {
+        self.invalid.push(crate::error::KeyProblem {
+            key: self.reader.key(path),
+            reason,
+        });
+    }
+}
+
+/// Second pass: assigns the checked tensors, in the same visiting order.
+struct AssignPass<'d, I: Iterator<Item = Option<TensorView<'d>>>> {
+    views: I,
+    policy: DtypePolicy,
+}
+
+impl<'d, I: Iterator<Item = Option<TensorView<'d>>>> VisitorMut for AssignPass<'d, I> {
+    fn leaf(&mut self, _: &KeyPath, leaf: &mut dyn LeafMut) {
+        if let Some(Some(view)) = self.views.next() {
+            leaf.assign(&view, self.policy);
+        }
+    }
+
+    fn invalid(&mut self, _: &KeyPath, _: String) {}
+}

@@ -1,0 +1,432 @@
+//! The [`SafeParams`] trait, which `#[derive(SafeParams)]` implements, and its impls for tensors,
+//! scalars and containers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::Arc;
+
+use ndarray::{Array, Dimension};
+
+use crate::dtype::Element;
+use crate::error::Result;
+use crate::format::Metadata;
+use crate::io::{Loader, Saver};
+use crate::key::{KeyPath, check_name};
+use crate::reader::{Presence, Reader};
+use crate::style::Style;
+use crate::tensor::{Leaf, LeafMut, Tensor, array_from_view};
+
+/// Receives every leaf of a value, with its key path, when the value is written.
+pub trait Visitor<'a> {
+    /// One tensor leaf; `leaf` borrows the value's data.
+    fn leaf(&mut self, path: &KeyPath, leaf: &'a dyn Leaf);
+    /// A part of the value that cannot be written (an invalid map key).
+    fn invalid(&mut self, path: &KeyPath, reason: String);
+}
+
+/// Receives every leaf of a value mutably, for loading in place.
+pub trait VisitorMut {
+    /// One tensor leaf.
+    fn leaf(&mut self, path: &KeyPath, leaf: &mut dyn LeafMut);
+    /// A part of the value that cannot be loaded in place (a shared `Arc`, an invalid map key).
+    fn invalid(&mut self, path: &KeyPath, reason: String);
+}
+
+/// A value whose tensors are stored in safetensors under Flax, Haiku or Objax keys.
+///
+/// Derive it with `#[derive(SafeParams)]`; it is implemented here for ndarray owned arrays and
+/// plain scalars of every [`Element`] type, [`Tensor`], `Vec`, arrays, `Option`, `Box`, `Arc`,
+/// `()`, `PhantomData` and string-keyed `BTreeMap` / `HashMap`.
+///
+/// The provided methods save and load a value as a file's root, in its default [`Style`]
+/// ([`SafeParams::STYLE`]); [`Saver`] and [`Loader`] choose everything else.
+///
+/// ```
+/// use ndarray::{Array1, array};
+/// use safejax_core::SafeParams;
+///
+/// let mut heads = std::collections::BTreeMap::new();
+/// heads.insert("a".to_owned(), array![1.0f32, 2.0]);
+/// heads.insert("b".to_owned(), array![3.0f32]);
+/// let bytes = heads.to_bytes()?;
+/// assert_eq!(heads.keys_in(safejax_core::Style::Flax)?, ["a", "b"]);
+/// let back = std::collections::BTreeMap::<String, Array1<f32>>::from_bytes(&bytes)?;
+/// assert_eq!(back, heads);
+/// # Ok::<(), safejax_core::Error>(())
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored by safejax",
+    label = "not a tensor, a scalar or a `#[derive(SafeParams)]` type",
+    note = "fields must be ndarray arrays or scalars of f32, f64, f16, bf16, i8..i64, u8..u64 or bool, `safejax::Tensor`, types deriving `SafeParams`, or Vec, arrays, Option, Box, Arc and String-keyed maps of those"
+)]
+pub trait SafeParams: Sized {
+    /// The style `save`, `load` and friends use when this type is the root.
+    const STYLE: Style = Style::Flax;
+
+    /// Visits every leaf, with its key path, without copying tensor data.
+    fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>);
+
+    /// Visits every leaf mutably, for loading in place.
+    fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut);
+
+    /// Reads a value from `reader`; `None` when something was wrong, which `reader` recorded.
+    /// Reads every part even after a failure so that one load reports every problem.
+    fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self>;
+
+    /// The keys this value writes in `style`, sorted.
+    fn keys_in(&self, style: Style) -> Result<Vec<String>> {
+        Saver::new().style(style).keys(self)
+    }
+
+    /// The keys this value writes in its default style, sorted.
+    fn keys(&self) -> Result<Vec<String>> {
+        self.keys_in(Self::STYLE)
+    }
+
+    /// Serializes to safetensors bytes.
+    fn to_bytes(&self) -> Result<Vec<u8>> {
+        Saver::new().style(Self::STYLE).to_bytes(self)
+    }
+
+    /// Deserializes from safetensors bytes, strictly: every key needed, none left over.
+    fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Ok(Loader::new().style(Self::STYLE).from_bytes(bytes)?.value)
+    }
+
+    /// Saves to a file, atomically: the previous file stays intact if anything fails.
+    fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        Saver::new().style(Self::STYLE).save(self, path)
+    }
+
+    /// Saves to a file with a `__metadata__` map.
+    fn save_with_metadata(&self, path: impl AsRef<Path>, metadata: &Metadata) -> Result<()> {
+        Saver::new()
+            .style(Self::STYLE)
+            .metadata(metadata.clone())
+            .save(self, path)
+    }
+
+    /// Loads from a file, strictly.
+    fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Loader::new().style(Self::STYLE).load(path)?.value)
+    }
+
+    /// Loads from a file, with its `__metadata__` map.
+    fn load_with_metadata(path: impl AsRef<Path>) -> Result<(Self, Metadata)> {
+        let loaded = Loader::new().style(Self::STYLE).load(path)?;
+        Ok((loaded.value, loaded.metadata))
+    }
+
+    /// Overwrites this value's tensors from a file, strictly. Everything is checked before
+    /// anything is assigned, so a failed call changes nothing.
+    fn load_into(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        Loader::new()
+            .style(Self::STYLE)
+            .load_into(self, path)
+            .map(drop)
+    }
+}
+
+impl<T: Element, D: Dimension> SafeParams for Array<T, D> {
+    fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
+        visitor.leaf(path, self);
+    }
+
+    fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
+        visitor.leaf(path, self);
+    }
+
+    fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
+        reader.leaf(path, |view, policy| array_from_view(view, policy))
+    }
+}
+
+macro_rules! scalar_params {
+    ($($ty:ty),*) => {$(
+        impl SafeParams for $ty {
+            fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
+                visitor.leaf(path, self);
+            }
+
+            fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
+                visitor.leaf(path, self);
+            }
+
+            fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
+                reader.leaf(path, |view, policy| {
+                    let mut value = <$ty>::default();
+                    LeafMut::check(&value, view, policy)?;
+                    LeafMut::assign(&mut value, view, policy);
+                    Ok(value)
+                })
+            }
+        }
+    )*};
+}
+
+scalar_params!(
+    f32,
+    f64,
+    half::f16,
+    half::bf16,
+    i8,
+    i16,
+    i32,
+    i64,
+    u8,
+    u16,
+    u32,
+    u64,
+    bool
+);
+
+impl SafeParams for Tensor {
+    fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
+        visitor.leaf(path, self);
+    }
+
+    fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
+        visitor.leaf(path, self);
+    }
+
+    fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
+        reader.leaf(path, |view, _| Ok(Tensor::from_view(view)))
+    }
+}
+
+/// The Objax class of a list that does not name one with `class`.
+pub const LIST_CLASS: &str = "ModuleList";
+/// The Objax class of a map that does not name one with `class`.
+pub const MAP_CLASS: &str = "ModuleDict";
+
+fn visit_elements<'a, T: SafeParams + 'a>(
+    items: impl Iterator<Item = &'a T>,
+    path: &mut KeyPath,
+    visitor: &mut dyn Visitor<'a>,
+) {
+    path.default_class(LIST_CLASS);
+    for (i, item) in items.enumerate() {
+        path.push_index(i);
+        item.visit(path, visitor);
+        path.pop();
+    }
+}
+
+fn visit_elements_mut<'a, T: SafeParams + 'a>(
+    items: impl Iterator<Item = &'a mut T>,
+    path: &mut KeyPath,
+    visitor: &mut dyn VisitorMut,
+) {
+    path.default_class(LIST_CLASS);
+    for (i, item) in items.enumerate() {
+        path.push_index(i);
+        item.visit_mut(path, visitor);
+        path.pop();
+    }
+}
+
+impl<T: SafeParams> SafeParams for Vec<T> {
+    fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
+        visit_elements(self.iter(), path, visitor);
+    }
+
+    fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
+        visit_elements_mut(self.iter_mut(), path, visitor);
+    }
+
+    /// The length is the number of consecutive indices from 0 that have keys in the file; keys
+    /// at later indices are left unread and reported as unexpected.
+    fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
+        path.default_class(LIST_CLASS);
+        let mut items = Vec::new();
+        let mut failed = false;
+        for i in 0.. {
+            path.push_index(i);
+            let item = reader.optional(|r| T::read(path, r));
+            path.pop();
+            match item {
+                Presence::Present(item) => items.push(item),
+                Presence::Absent => break,
+                Presence::Failed => failed = true,
+            }
+        }
+        (!failed).then_some(items)
+    }
+}
+
+impl<T: SafeParams, const N: usize> SafeParams for [T; N] {
+    fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
+        visit_elements(self.iter(), path, visitor);
+    }
+
+    fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
+        visit_elements_mut(self.iter_mut(), path, visitor);
+    }
+
+    fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
+        path.default_class(LIST_CLASS);
+        let mut items = Vec::with_capacity(N);
+        for i in 0..N {
+            path.push_index(i);
+            items.push(T::read(path, reader));
+            path.pop();
+        }
+        let items: Option<Vec<T>> = items.into_iter().collect();
+        items.and_then(|items| items.try_into().ok())
+    }
+}
+
+impl<T: SafeParams> SafeParams for Option<T> {
+    fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
+        if let Some(inner) = self {
+            inner.visit(path, visitor);
+        }
+    }
+
+    fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
+        if let Some(inner) = self {
+            inner.visit_mut(path, visitor);
+        }
+    }
+
+    /// `None` when no key of the inner value is in the file; an error when only some are.
+    fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
+        reader.optional(|r| T::read(path, r)).into_option()
+    }
+}
+
+impl<T: SafeParams> SafeParams for Box<T> {
+    fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
+        (**self).visit(path, visitor);
+    }
+
+    fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
+        (**self).visit_mut(path, visitor);
+    }
+
+    fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
+        T::read(path, reader).map(Box::new)
+    }
+}
+
+impl<T: SafeParams> SafeParams for Arc<T> {
+    fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
+        (**self).visit(path, visitor);
+    }
+
+    /// Loads in place only into an `Arc` that is not shared.
+    fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
+        match Arc::get_mut(self) {
+            Some(inner) => inner.visit_mut(path, visitor),
+            None => visitor.invalid(
+                path,
+                "is a shared `Arc` and cannot be loaded in place".into(),
+            ),
+        }
+    }
+
+    fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
+        T::read(path, reader).map(Arc::new)
+    }
+}
+
+impl SafeParams for () {
+    fn visit<'a>(&'a self, _: &mut KeyPath, _: &mut dyn Visitor<'a>) {}
+    fn visit_mut(&mut self, _: &mut KeyPath, _: &mut dyn VisitorMut) {}
+    fn read(_: &mut KeyPath, _: &mut Reader<'_>) -> Option<Self> {
+        Some(())
+    }
+}
+
+impl<T: ?Sized> SafeParams for PhantomData<T> {
+    fn visit<'a>(&'a self, _: &mut KeyPath, _: &mut dyn Visitor<'a>) {}
+    fn visit_mut(&mut self, _: &mut KeyPath, _: &mut dyn VisitorMut) {}
+    fn read(_: &mut KeyPath, _: &mut Reader<'_>) -> Option<Self> {
+        Some(PhantomData)
+    }
+}
+
+fn visit_entries<'a, T: SafeParams + 'a>(
+    entries: impl Iterator<Item = (&'a String, &'a T)>,
+    path: &mut KeyPath,
+    visitor: &mut dyn Visitor<'a>,
+) {
+    path.default_class(MAP_CLASS);
+    for (key, value) in entries {
+        if let Err(reason) = check_name(key) {
+            visitor.invalid(path, format!("has map key `{key}` that {reason}"));
+            continue;
+        }
+        path.push_key(key.as_str());
+        value.visit(path, visitor);
+        path.pop();
+    }
+}
+
+fn visit_entries_mut<'a, T: SafeParams + 'a>(
+    entries: impl Iterator<Item = (&'a String, &'a mut T)>,
+    path: &mut KeyPath,
+    visitor: &mut dyn VisitorMut,
+) {
+    path.default_class(MAP_CLASS);
+    for (key, value) in entries {
+        if let Err(reason) = check_name(key) {
+            visitor.invalid(path, format!("has map key `{key}` that {reason}"));
+            continue;
+        }
+        path.push_key(key.as_str());
+        value.visit_mut(path, visitor);
+        path.pop();
+    }
+}
+
+fn read_entries<T: SafeParams>(
+    path: &mut KeyPath,
+    reader: &mut Reader<'_>,
+) -> Option<Vec<(String, T)>> {
+    path.default_class(MAP_CLASS);
+    let mut entries = Vec::new();
+    let mut failed = false;
+    for name in reader.child_names(path) {
+        path.push_key(name.as_str());
+        let value = reader.optional(|r| T::read(path, r));
+        path.pop();
+        match value {
+            Presence::Present(value) => entries.push((name, value)),
+            Presence::Absent => {}
+            Presence::Failed => failed = true,
+        }
+    }
+    (!failed).then_some(entries)
+}
+
+impl<T: SafeParams> SafeParams for BTreeMap<String, T> {
+    fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
+        visit_entries(self.iter(), path, visitor);
+    }
+
+    fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
+        visit_entries_mut(self.iter_mut(), path, visitor);
+    }
+
+    /// The entries are the names found in the file under the map's key.
+    fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
+        read_entries(path, reader).map(|entries| entries.into_iter().collect())
+    }
+}
+
+impl<T: SafeParams, S: BuildHasher + Default> SafeParams for HashMap<String, T, S> {
+    fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
+        visit_entries(self.iter(), path, visitor);
+    }
+
+    fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
+        visit_entries_mut(self.iter_mut(), path, visitor);
+    }
+
+    fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
+        read_entries(path, reader).map(|entries| entries.into_iter().collect())
+    }
+}

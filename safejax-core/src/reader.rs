@@ -1,0 +1,294 @@
+//! The source of named tensor views that values are read from, and the report it keeps.
+
+use std::collections::{BTreeSet, HashMap};
+
+use safetensors::tensor::TensorView;
+
+use crate::dtype::DtypePolicy;
+use crate::error::{KeyProblem, LeafProblem, LoadReport};
+use crate::format::Parsed;
+use crate::key::{KeyPath, check_name};
+use crate::style::Style;
+
+/// Which collections a file holds, and whether its keys name the collection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartSpec {
+    /// The collections the file holds; `None`: all of them.
+    pub collections: Option<Vec<String>>,
+    /// Whether Flax/Haiku keys start with the collection (`params.Dense_0.kernel`).
+    pub with_collection: bool,
+}
+
+impl PartSpec {
+    /// A file that holds every collection, with the collection in its keys.
+    pub fn whole() -> Self {
+        PartSpec {
+            collections: None,
+            with_collection: true,
+        }
+    }
+
+    pub(crate) fn holds(&self, collection: Option<&str>) -> bool {
+        match (&self.collections, collection) {
+            (None, _) => true,
+            (Some(list), Some(c)) => list.iter().any(|x| x == c),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+struct Entry<'d> {
+    view: TensorView<'d>,
+    used: bool,
+}
+
+struct Part<'d> {
+    spec: PartSpec,
+    names: Vec<String>,
+    entries: Vec<Entry<'d>>,
+    index: HashMap<String, usize>,
+}
+
+/// The outcome of [`Reader::optional`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence<T> {
+    /// None of the value's keys is in the file.
+    Absent,
+    /// The value was read.
+    Present(T),
+    /// Some keys are present but the value could not be read; the reader recorded why.
+    Failed,
+}
+
+impl<T> Presence<T> {
+    /// `Some(None)` when absent, `Some(Some(value))` when read, `None` when it failed.
+    pub fn into_option(self) -> Option<Option<T>> {
+        match self {
+            Presence::Absent => Some(None),
+            Presence::Present(value) => Some(Some(value)),
+            Presence::Failed => None,
+        }
+    }
+}
+
+/// A source of named tensor views that a [`crate::SafeParams`] value is read from.
+///
+/// It hands out each tensor at most once, and gathers every problem (missing keys, wrong shape
+/// or dtype, invalid values) into one [`LoadReport`] instead of stopping at the first. The views
+/// borrow the file's bytes: nothing is copied until a leaf decodes its own data.
+pub struct Reader<'d> {
+    style: Style,
+    policy: DtypePolicy,
+    parts: Vec<Part<'d>>,
+    report: LoadReport,
+    hits: usize,
+}
+
+impl<'d> Reader<'d> {
+    /// A reader over checked files, each with the collections it holds.
+    pub fn new(style: Style, policy: DtypePolicy, files: Vec<(PartSpec, Parsed<'d>)>) -> Self {
+        let parts = files
+            .into_iter()
+            .map(|(spec, parsed)| {
+                let mut names = Vec::with_capacity(parsed.tensors.len());
+                let mut entries = Vec::with_capacity(parsed.tensors.len());
+                for (name, view) in parsed.tensors {
+                    names.push(name);
+                    entries.push(Entry { view, used: false });
+                }
+                let index = names
+                    .iter()
+                    .cloned()
+                    .enumerate()
+                    .map(|(i, n)| (n, i))
+                    .collect();
+                Part {
+                    spec,
+                    names,
+                    entries,
+                    index,
+                }
+            })
+            .collect();
+        Reader {
+            style,
+            policy,
+            parts,
+            report: LoadReport::default(),
+            hits: 0,
+        }
+    }
+
+    /// The style keys are rendered in.
+    pub fn style(&self) -> Style {
+        self.style
+    }
+
+    /// The dtype policy of this load.
+    pub fn policy(&self) -> DtypePolicy {
+        self.policy
+    }
+
+    /// The key of `path` as the file that holds its collection writes it.
+    pub fn key(&self, path: &KeyPath) -> String {
+        let with_collection = self
+            .part_for(path)
+            .is_none_or(|i| self.parts[i].spec.with_collection);
+        self.style.render(path, with_collection)
+    }
+
+    fn part_for(&self, path: &KeyPath) -> Option<usize> {
+        self.parts
+            .iter()
+            .position(|p| p.spec.holds(path.collection()))
+    }
+
+    /// Takes the tensor at `path`, or records it as missing. A tensor is handed out once: a second
+    /// request for the same key (two fields rendering to one key) is recorded as a problem.
+    pub fn tensor(&mut self, path: &KeyPath) -> Option<(String, TensorView<'d>)> {
+        let Some(part) = self.part_for(path) else {
+            let key = self.style.render(path, true);
+            self.report.invalid.push(KeyProblem {
+                key,
+                reason: format!(
+                    "no file was given for collection `{}`",
+                    path.collection().unwrap_or("(none)")
+                ),
+            });
+            return None;
+        };
+        let part = &mut self.parts[part];
+        let key = self.style.render(path, part.spec.with_collection);
+        let Some(&i) = part.index.get(&key) else {
+            self.report.missing.push(key);
+            return None;
+        };
+        let entry = &mut part.entries[i];
+        self.hits += 1;
+        if entry.used {
+            self.report.invalid.push(KeyProblem {
+                key,
+                reason: "two parts of the value map to this key".to_owned(),
+            });
+            return None;
+        }
+        entry.used = true;
+        Some((key, entry.view.clone()))
+    }
+
+    /// Takes the tensor at `path` and converts it with `decode`, recording any problem.
+    pub fn leaf<T>(
+        &mut self,
+        path: &KeyPath,
+        decode: impl FnOnce(&TensorView<'d>, DtypePolicy) -> Result<T, LeafProblem>,
+    ) -> Option<T> {
+        let (key, view) = self.tensor(path)?;
+        match decode(&view, self.policy) {
+            Ok(value) => Some(value),
+            Err(problem) => {
+                self.report.record(key, problem);
+                None
+            }
+        }
+    }
+
+    /// Records a problem with a key.
+    pub fn problem(&mut self, key: String, problem: LeafProblem) {
+        self.report.record(key, problem);
+    }
+
+    /// Reads something that may be wholly absent: [`Presence::Absent`] when not one of its keys
+    /// is in the file (its "missing" reports are dropped). When at least one is, the read counts
+    /// as usual, so that partial presence is an error.
+    pub fn optional<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Presence<T> {
+        let hits = self.hits;
+        let lengths = self.report.lengths();
+        let value = read(self);
+        if self.hits == hits {
+            self.report.truncate(lengths);
+            return Presence::Absent;
+        }
+        match value {
+            Some(value) => Presence::Present(value),
+            None => Presence::Failed,
+        }
+    }
+
+    /// The names of the map entries under `path` (whose last segment is the map's own) that the
+    /// file has keys for. Names that could not be map keys are left out (and so end up reported
+    /// as unexpected keys).
+    pub fn child_names(&mut self, path: &KeyPath) -> BTreeSet<String> {
+        let (before, after) = self.style.child_affixes(path, false);
+        let stops: &[char] = match self.style {
+            Style::Flax => &['.'],
+            Style::Haiku => &['.', '/'],
+            Style::Objax => &[']'],
+        };
+        let mut found = BTreeSet::new();
+        for part in &self.parts {
+            for name in &part.names {
+                let candidates = [
+                    Some(name.as_str()),
+                    name.split_once('.').map(|(_, rest)| rest),
+                ];
+                for candidate in candidates.into_iter().flatten() {
+                    let Some(rest) = candidate.strip_prefix(before.as_str()) else {
+                        continue;
+                    };
+                    let end = rest.find(stops).unwrap_or(rest.len());
+                    let child = &rest[..end];
+                    if !rest[end..].starts_with(after.as_str()) && !after.is_empty() {
+                        continue;
+                    }
+                    if check_name(child).is_ok() {
+                        found.insert(child.to_owned());
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Finishes the read: unconsumed keys become "unexpected" unless `allow_unexpected`, in which
+    /// case they are returned as ignored.
+    pub fn finish(mut self, allow_unexpected: bool) -> (LoadReport, Vec<String>) {
+        let mut unused = Vec::new();
+        for part in &self.parts {
+            for (name, entry) in part.names.iter().zip(&part.entries) {
+                if !entry.used {
+                    unused.push(name.clone());
+                }
+            }
+        }
+        if allow_unexpected {
+            (self.report, unused)
+        } else {
+            self.report.unexpected.extend(unused);
+            (self.report, Vec::new())
+        }
+    }
+
+    /// Takes the tensor at `path` and checks it with `check`, for the first pass of an in-place
+    /// load; returns the view if it can be assigned. With `allow_missing`, a missing key is not
+    /// a problem.
+    pub(crate) fn checked(
+        &mut self,
+        path: &KeyPath,
+        allow_missing: bool,
+        check: impl FnOnce(&TensorView<'d>, DtypePolicy) -> Result<(), LeafProblem>,
+    ) -> Option<TensorView<'d>> {
+        let missing_before = self.report.missing.len();
+        let taken = self.tensor(path);
+        if allow_missing {
+            self.report.missing.truncate(missing_before);
+        }
+        let (key, view) = taken?;
+        match check(&view, self.policy) {
+            Ok(()) => Some(view),
+            Err(problem) => {
+                self.report.record(key, problem);
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,529 @@
+//! The dynamic tree API: nested dicts of tensors of any dtype, mirroring Python safejax's
+//! `safejax.flax`, `safejax.haiku` and `safejax.objax` modules.
+//!
+//! A [`Tree`] is the analog of a Flax `FrozenDict` or a Haiku params dict, a [`VarCollection`]
+//! that of an Objax `VarCollection`. Leaves are [`Tensor`]s, which keep the file's dtype, shape
+//! and bytes losslessly and convert to and from ndarray.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::error::{Error, KeyProblem, LoadReport, Result};
+use crate::format::{self, Metadata};
+use crate::io::write_atomically;
+use crate::tensor::{Leaf, LeafMut, Tensor};
+
+/// A node of a [`Tree`]: a tensor, or a nested dict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A tensor.
+    Tensor(Tensor),
+    /// A nested dict.
+    Tree(Tree),
+}
+
+impl From<Tensor> for Node {
+    fn from(tensor: Tensor) -> Self {
+        Node::Tensor(tensor)
+    }
+}
+
+impl From<Tree> for Node {
+    fn from(tree: Tree) -> Self {
+        Node::Tree(tree)
+    }
+}
+
+/// A nested dict of named tensors: what Flax and Haiku parameters are in Python.
+///
+/// Flattening joins levels with `.`, so names may not contain `.` (nor be empty); Haiku module
+/// names such as `mlp/~/linear_0` are fine.
+///
+/// ```
+/// use ndarray::array;
+/// use safejax_core::{Tensor, Tree};
+///
+/// let mut dense = Tree::new();
+/// dense.insert("kernel", Tensor::from_array(&array![[1.0f32]]));
+/// dense.insert("bias", Tensor::from_array(&array![0.0f32]));
+/// let mut params = Tree::new();
+/// params.insert("Dense_0", dense);
+/// let keys: Vec<String> = params.flatten()?.into_iter().map(|(k, _)| k).collect();
+/// assert_eq!(keys, ["Dense_0.bias", "Dense_0.kernel"]);
+/// assert!(params.get_path("Dense_0.kernel").is_some());
+/// # Ok::<(), safejax_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tree {
+    entries: BTreeMap<String, Node>,
+}
+
+impl Tree {
+    /// An empty dict.
+    pub fn new() -> Self {
+        Tree::default()
+    }
+
+    /// Inserts a tensor or a nested dict, returning what was there.
+    pub fn insert(&mut self, name: impl Into<String>, node: impl Into<Node>) -> Option<Node> {
+        self.entries.insert(name.into(), node.into())
+    }
+
+    /// The entry `name` of this level.
+    pub fn get(&self, name: &str) -> Option<&Node> {
+        self.entries.get(name)
+    }
+
+    /// The entry `name` of this level, mutably.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Node> {
+        self.entries.get_mut(name)
+    }
+
+    /// Removes and returns the entry `name` of this level.
+    pub fn remove(&mut self, name: &str) -> Option<Node> {
+        self.entries.remove(name)
+    }
+
+    /// Follows a `.`-joined path (`params.Dense_0.kernel`).
+    pub fn get_path(&self, path: &str) -> Option<&Node> {
+        let mut parts = path.split('.');
+        let mut node = self.entries.get(parts.next()?)?;
+        for part in parts {
+            match node {
+                Node::Tree(tree) => node = tree.entries.get(part)?,
+                Node::Tensor(_) => return None,
+            }
+        }
+        Some(node)
+    }
+
+    /// The tensor at a `.`-joined path.
+    pub fn tensor(&self, path: &str) -> Option<&Tensor> {
+        match self.get_path(path)? {
+            Node::Tensor(tensor) => Some(tensor),
+            Node::Tree(_) => None,
+        }
+    }
+
+    /// The entries of this level, sorted by name.
+    pub fn iter(&self) -> btree_map::Iter<'_, String, Node> {
+        self.entries.iter()
+    }
+
+    /// The number of entries of this level.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether this level has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every tensor with its `.`-joined key, sorted. Empty dicts vanish, as in Python.
+    pub fn flatten(&self) -> Result<Vec<(String, &Tensor)>> {
+        let mut out = Vec::new();
+        self.flatten_into("", &mut out)?;
+        Ok(out)
+    }
+
+    fn flatten_into<'a>(&'a self, prefix: &str, out: &mut Vec<(String, &'a Tensor)>) -> Result<()> {
+        for (name, node) in &self.entries {
+            if name.is_empty() || name.contains('.') {
+                return Err(Error::Invalid {
+                    key: prefix.to_owned(),
+                    reason: format!("has entry `{name}`: names must be non-empty and free of `.`"),
+                });
+            }
+            let key = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match node {
+                Node::Tensor(tensor) => out.push((key, tensor)),
+                Node::Tree(tree) => tree.flatten_into(&key, out)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds a tree from `.`-joined keys. A key that is both a tensor and a dict is an error.
+    pub fn unflatten(flat: impl IntoIterator<Item = (String, Tensor)>) -> Result<Tree> {
+        let mut root = Tree::new();
+        for (key, tensor) in flat {
+            let parts: Vec<&str> = key.split('.').collect();
+            if parts.iter().any(|p| p.is_empty()) {
+                return Err(Error::Invalid {
+                    key: key.clone(),
+                    reason: "has an empty segment".to_owned(),
+                });
+            }
+            let (leaf, dirs) = parts.split_last().unwrap_or((&"", &[]));
+            let mut level = &mut root;
+            for dir in dirs {
+                let entry = level
+                    .entries
+                    .entry((*dir).to_owned())
+                    .or_insert_with(|| Node::Tree(Tree::new()));
+                level = match entry {
+                    Node::Tree(tree) => tree,
+                    Node::Tensor(_) => return Err(conflict(&key)),
+                };
+            }
+            if level.entries.contains_key(*leaf) {
+                return Err(conflict(&key));
+            }
+            level
+                .entries
+                .insert((*leaf).to_owned(), Node::Tensor(tensor));
+        }
+        Ok(root)
+    }
+}
+
+fn conflict(key: &str) -> Error {
+    Error::Invalid {
+        key: key.to_owned(),
+        reason: "is both a tensor and a dict of tensors".to_owned(),
+    }
+}
+
+impl<'a> IntoIterator for &'a Tree {
+    type Item = (&'a String, &'a Node);
+    type IntoIter = btree_map::Iter<'a, String, Node>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter()
+    }
+}
+
+impl FromIterator<(String, Node)> for Tree {
+    fn from_iter<I: IntoIterator<Item = (String, Node)>>(iter: I) -> Self {
+        Tree {
+            entries: iter.into_iter().collect(),
+        }
+    }
+}
+
+fn write_flat(flat: &[(String, &dyn Leaf)], metadata: Option<&Metadata>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    format::write(flat, metadata.unwrap_or(&Metadata::new()), &mut out)?;
+    Ok(out)
+}
+
+fn save_flat(flat: &[(String, &dyn Leaf)], path: &Path, metadata: Option<&Metadata>) -> Result<()> {
+    format::check_names(flat.iter().map(|(k, _)| k.as_str()))?;
+    write_atomically(path, |file| {
+        format::write(flat, metadata.unwrap_or(&Metadata::new()), file)
+    })
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io("read", path, e))
+}
+
+fn in_file<T>(path: &Path, result: Result<T>) -> Result<T> {
+    result.map_err(|e| match e {
+        Error::Format { offset, reason } => Error::Format {
+            offset,
+            reason: format!("{reason} (in `{}`)", path.display()),
+        },
+        other => other,
+    })
+}
+
+fn tree_leaves(tree: &Tree) -> Result<Vec<(String, &dyn Leaf)>> {
+    Ok(tree
+        .flatten()?
+        .into_iter()
+        .map(|(k, t)| (k, t as &dyn Leaf))
+        .collect())
+}
+
+/// Serializes a nested dict (Flax or Haiku parameters) to safetensors bytes.
+pub(crate) fn serialize_tree(tree: &Tree, metadata: Option<&Metadata>) -> Result<Vec<u8>> {
+    write_flat(&tree_leaves(tree)?, metadata)
+}
+
+pub(crate) fn serialize_tree_to_file(
+    tree: &Tree,
+    path: &Path,
+    metadata: Option<&Metadata>,
+) -> Result<()> {
+    save_flat(&tree_leaves(tree)?, path, metadata)
+}
+
+pub(crate) fn deserialize_tree(bytes: &[u8]) -> Result<(Tree, Metadata)> {
+    let parsed = format::parse(bytes)?;
+    let flat = parsed
+        .tensors
+        .iter()
+        .map(|(name, view)| (name.clone(), Tensor::from_view(view)));
+    Ok((Tree::unflatten(flat)?, parsed.metadata))
+}
+
+macro_rules! dict_api {
+    ($framework:literal, $example_key:literal) => {
+        use std::path::Path;
+
+        use crate::error::Result;
+        use crate::format::Metadata;
+        use crate::tree::{Tree, deserialize_tree, in_file, read_file, serialize_tree, serialize_tree_to_file};
+
+        #[doc = concat!("Serializes ", $framework, " parameters (a nested dict) to safetensors bytes; keys are")]
+        #[doc = concat!("the levels joined with `.` (`", $example_key, "`).")]
+        pub fn serialize(params: &Tree, metadata: Option<&Metadata>) -> Result<Vec<u8>> {
+            serialize_tree(params, metadata)
+        }
+
+        #[doc = concat!("Saves ", $framework, " parameters to a file, atomically.")]
+        pub fn serialize_to_file(params: &Tree, path: impl AsRef<Path>, metadata: Option<&Metadata>) -> Result<()> {
+            serialize_tree_to_file(params, path.as_ref(), metadata)
+        }
+
+        #[doc = concat!("Deserializes ", $framework, " parameters: every key split on `.` into nested dicts.")]
+        pub fn deserialize(bytes: &[u8]) -> Result<Tree> {
+            deserialize_tree(bytes).map(|(tree, _)| tree)
+        }
+
+        /// Like [`deserialize`], also returning the `__metadata__` map.
+        pub fn deserialize_with_metadata(bytes: &[u8]) -> Result<(Tree, Metadata)> {
+            deserialize_tree(bytes)
+        }
+
+        /// Like [`deserialize`], from a file.
+        pub fn deserialize_file(path: impl AsRef<Path>) -> Result<Tree> {
+            deserialize_file_with_metadata(path).map(|(tree, _)| tree)
+        }
+
+        /// Like [`deserialize_with_metadata`], from a file.
+        pub fn deserialize_file_with_metadata(path: impl AsRef<Path>) -> Result<(Tree, Metadata)> {
+            let path = path.as_ref();
+            in_file(path, deserialize_tree(&read_file(path)?))
+        }
+    };
+}
+
+/// `safejax.flax`: Flax `FrozenDict` / dict parameters.
+///
+/// ```
+/// let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/flax_mlp.safetensors"))?;
+/// let variables = safejax_core::flax::deserialize(&bytes)?;
+/// let kernel = variables.tensor("params.Dense_0.kernel").expect("present");
+/// assert_eq!(kernel.shape(), &[8, 16]);
+/// assert_eq!(safejax_core::flax::serialize(&variables, None)?, bytes);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub mod flax {
+    dict_api!("Flax", "params.Dense_0.kernel");
+}
+
+/// `safejax.haiku`: Haiku parameter (and state) dicts.
+///
+/// ```
+/// let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/haiku_mlp.safetensors"))?;
+/// let params = safejax_core::haiku::deserialize(&bytes)?;
+/// // Two levels: module path, then parameter name.
+/// assert!(params.tensor("mlp/~/linear_0.w").is_some());
+/// assert_eq!(safejax_core::haiku::serialize(&params, None)?, bytes);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub mod haiku {
+    dict_api!("Haiku", "mlp/~/linear_0.w");
+}
+
+/// The kind of an Objax variable, written after `::` in its key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VarKind {
+    /// `TrainVar`: trainable.
+    TrainVar,
+    /// `StateVar`: state such as BatchNorm statistics.
+    StateVar,
+    /// `RandomState`.
+    RandomState,
+    /// `TrainRef`.
+    TrainRef,
+    /// Any other kind name.
+    Other(String),
+}
+
+impl VarKind {
+    /// The name as written in keys.
+    pub fn as_str(&self) -> &str {
+        match self {
+            VarKind::TrainVar => "TrainVar",
+            VarKind::StateVar => "StateVar",
+            VarKind::RandomState => "RandomState",
+            VarKind::TrainRef => "TrainRef",
+            VarKind::Other(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for VarKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for VarKind {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "TrainVar" => VarKind::TrainVar,
+            "StateVar" => VarKind::StateVar,
+            "RandomState" => VarKind::RandomState,
+            "TrainRef" => VarKind::TrainRef,
+            other => VarKind::Other(other.to_owned()),
+        })
+    }
+}
+
+/// An Objax variable: its kind and its tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Var {
+    /// `TrainVar`, `StateVar`, ...
+    pub kind: VarKind,
+    /// The value.
+    pub tensor: Tensor,
+}
+
+/// An Objax `VarCollection`: full variable paths (`(MLP).layers(Sequential)[0](Linear).w`) to
+/// variables, sorted.
+pub type VarCollection = BTreeMap<String, Var>;
+
+/// `safejax.objax`: Objax `VarCollection`s, keys suffixed with `::VarKind`.
+///
+/// ```
+/// use safejax_core::objax;
+/// let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/objax_mlp.safetensors"))?;
+/// let mut vars = objax::deserialize(&bytes)?;
+/// let w = &vars["(OMLP).layers(Sequential)[0](Linear).w"];
+/// assert_eq!(w.kind, objax::VarKind::TrainVar);
+/// assert_eq!(objax::serialize(&vars, None)?, bytes);
+/// // Assign into an existing collection: every file key must be one of its variables.
+/// objax::deserialize_with_assignment(&bytes, &mut vars)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub mod objax {
+    use std::path::Path;
+
+    use super::{
+        Error, KeyProblem, Leaf, LeafMut, LoadReport, Metadata, Result, format, in_file, read_file,
+        save_flat, write_flat,
+    };
+    pub use super::{Var, VarCollection, VarKind};
+    use crate::dtype::DtypePolicy;
+    use crate::tensor::Tensor;
+
+    fn leaves(vars: &VarCollection) -> Vec<(String, &dyn Leaf)> {
+        vars.iter()
+            .map(|(name, var)| (format!("{name}::{}", var.kind), &var.tensor as &dyn Leaf))
+            .collect()
+    }
+
+    fn split(key: &str) -> (&str, VarKind) {
+        match key.rsplit_once("::") {
+            Some((name, kind)) => (name, kind.parse().unwrap_or(VarKind::TrainVar)),
+            // Keys written by Objax itself carry no kind.
+            None => (key, VarKind::TrainVar),
+        }
+    }
+
+    /// Serializes a `VarCollection`; each key is the variable's path, `::` and its kind.
+    pub fn serialize(vars: &VarCollection, metadata: Option<&Metadata>) -> Result<Vec<u8>> {
+        write_flat(&leaves(vars), metadata)
+    }
+
+    /// Saves a `VarCollection` to a file, atomically.
+    pub fn serialize_to_file(
+        vars: &VarCollection,
+        path: impl AsRef<Path>,
+        metadata: Option<&Metadata>,
+    ) -> Result<()> {
+        save_flat(&leaves(vars), path.as_ref(), metadata)
+    }
+
+    /// Deserializes a `VarCollection`, splitting the `::VarKind` suffix off each key (a key
+    /// without one is a `TrainVar`). Keys are never split on `.`.
+    pub fn deserialize(bytes: &[u8]) -> Result<VarCollection> {
+        deserialize_with_metadata(bytes).map(|(vars, _)| vars)
+    }
+
+    /// Like [`deserialize`], also returning the `__metadata__` map.
+    pub fn deserialize_with_metadata(bytes: &[u8]) -> Result<(VarCollection, Metadata)> {
+        let parsed = format::parse(bytes)?;
+        let mut vars = VarCollection::new();
+        for (key, view) in &parsed.tensors {
+            let (name, kind) = split(key);
+            let var = super::Var {
+                kind,
+                tensor: Tensor::from_view(view),
+            };
+            if vars.insert(name.to_owned(), var).is_some() {
+                return Err(Error::DuplicateKey {
+                    key: name.to_owned(),
+                });
+            }
+        }
+        Ok((vars, parsed.metadata))
+    }
+
+    /// Like [`deserialize`], from a file.
+    pub fn deserialize_file(path: impl AsRef<Path>) -> Result<VarCollection> {
+        let path = path.as_ref();
+        in_file(path, deserialize(&read_file(path)?))
+    }
+
+    /// Assigns every tensor of the file into the variable of the same path in `vars`, like
+    /// Python's `deserialize_with_assignment(file, model.vars())`.
+    ///
+    /// Every file key must name a variable of `vars` with the same kind, dtype and shape;
+    /// variables the file does not name keep their values. All problems are reported at once
+    /// and, if there is any, nothing is assigned.
+    pub fn deserialize_with_assignment(bytes: &[u8], vars: &mut VarCollection) -> Result<()> {
+        let parsed = format::parse(bytes)?;
+        let mut report = LoadReport::default();
+        for (key, view) in &parsed.tensors {
+            let (name, kind) = split(key);
+            match vars.get(name) {
+                None => report.unexpected.push(key.clone()),
+                Some(var) if var.kind != kind => report.invalid.push(KeyProblem {
+                    key: key.clone(),
+                    reason: format!(
+                        "is a {kind} in the file but a {} in the collection",
+                        var.kind
+                    ),
+                }),
+                Some(var) => {
+                    if let Err(problem) = var.tensor.check(view, DtypePolicy::Exact) {
+                        report.record(key.clone(), problem);
+                    }
+                }
+            }
+        }
+        if !report.is_empty() {
+            return Err(Error::Load(Box::new(report)));
+        }
+        for (key, view) in &parsed.tensors {
+            if let Some(var) = vars.get_mut(split(key).0) {
+                var.tensor.assign(view, DtypePolicy::Exact);
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`deserialize_with_assignment`], from a file.
+    pub fn deserialize_file_with_assignment(
+        path: impl AsRef<Path>,
+        vars: &mut VarCollection,
+    ) -> Result<()> {
+        let path = path.as_ref();
+        in_file(path, deserialize_with_assignment(&read_file(path)?, vars))
+    }
+}

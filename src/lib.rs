@@ -1,0 +1,2 @@
+//! safejax: placeholder until the facade docs land.
+pub use safejax_core::*;
