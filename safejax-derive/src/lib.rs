@@ -1,0 +1,1 @@
+//! `#[derive(SafeParams)]` for safejax. Use it through the `safejax` crate.
