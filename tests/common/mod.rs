@@ -1,0 +1,84 @@
+//! Shared by the integration tests: the Python-made fixtures and their manifest.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The fixtures directory.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The path of one fixture file.
+pub fn fixture(name: &str) -> PathBuf {
+    fixtures().join(format!("{name}.safetensors"))
+}
+
+/// The bytes of one fixture file.
+pub fn fixture_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("cannot read fixture {name}: {e}"))
+}
+
+/// The manifest entry of one fixture.
+pub fn manifest(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixtures().join("manifest.json"))
+        .unwrap_or_else(|e| panic!("cannot read manifest: {e}"));
+    let all: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad manifest: {e}"));
+    all["fixtures"][name].clone()
+}
+
+/// The names of every fixture in the manifest.
+pub const FIXTURES: [&str; 4] = ["flax_mlp", "haiku_bn", "haiku_mlp", "objax_mlp"];
+
+/// Hex sha256 of bytes.
+pub fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The manifest's dtype name for a safetensors dtype.
+pub fn numpy_dtype(dtype: safejax::Dtype) -> &'static str {
+    match dtype {
+        safejax::Dtype::F32 => "float32",
+        safejax::Dtype::F64 => "float64",
+        safejax::Dtype::F16 => "float16",
+        safejax::Dtype::BF16 => "bfloat16",
+        safejax::Dtype::I32 => "int32",
+        safejax::Dtype::I64 => "int64",
+        safejax::Dtype::U8 => "uint8",
+        safejax::Dtype::BOOL => "bool",
+        _ => "other",
+    }
+}
+
+/// Checks one tensor against its manifest entry: dtype, shape, sha256 of the raw bytes.
+pub fn assert_matches_manifest(entry: &Value, key: &str, tensor: &safejax::Tensor) {
+    let want = &entry["tensors"][key];
+    assert!(!want.is_null(), "key `{key}` is not in the manifest");
+    assert_eq!(want["dtype"], numpy_dtype(tensor.dtype()), "dtype of `{key}`");
+    let shape: Vec<usize> = want["shape"]
+        .as_array()
+        .unwrap_or_else(|| panic!("shape of `{key}`"))
+        .iter()
+        .map(|d| d.as_u64().unwrap_or(u64::MAX) as usize)
+        .collect();
+    assert_eq!(tensor.shape(), shape.as_slice(), "shape of `{key}`");
+    assert_eq!(want["sha256"], sha256(tensor.data()), "sha256 of `{key}`");
+}
+
+/// The manifest's recorded model input, as rows.
+pub fn matrix(entry: &Value, field: &str) -> Vec<Vec<f32>> {
+    entry[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `{field}`"))
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap_or_else(|| panic!("bad row"))
+                .iter()
+                .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
+                .collect()
+        })
+        .collect()
+}
