@@ -1,1 +1,33 @@
-//! `#[derive(SafeParams)]` for safejax. Use it through the `safejax` crate.
+//! `#[derive(SafeParams)]` for safejax. Use it through the `safejax` crate, which re-exports it
+//! next to the trait.
+//!
+//! The pipeline: [`ast`] models the input and [`attr`] parses `#[safejax(...)]`, recording every
+//! problem in one [`ctxt::Ctxt`]; [`check`] applies the rules across fields; [`expand`] writes
+//! the impl, or, when anything was wrong, the errors and a stub impl.
+
+mod ast;
+mod attr;
+mod check;
+mod ctxt;
+mod expand;
+
+use proc_macro::TokenStream;
+use syn::{DeriveInput, parse_macro_input};
+
+/// Derives `safejax::SafeParams` for a struct: its tensors are saved and loaded under Flax,
+/// Haiku or Objax keys made from the field names.
+///
+/// Attributes (see the `safejax` crate documentation for the full reference):
+///
+/// - on the struct: `#[safejax(style = "flax" | "haiku" | "objax")]`,
+///   `collection = "..."`, `class = "..."`, `crate = "..."`, `bound = "..."`;
+/// - on a field: `rename = "..."`, `skip`, `default`, `collection = "..."`, `class = "..."`,
+///   `sep = "/"`.
+#[proc_macro_derive(SafeParams, attributes(safejax))]
+pub fn derive_safe_params(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input).into()
+}
+
+#[cfg(test)]
+mod tests;

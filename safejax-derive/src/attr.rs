@@ -1,0 +1,459 @@
+//! `#[safejax(...)]` parsing.
+//!
+//! Parsing never stops at the first problem: every unknown, duplicate or malformed entry is
+//! recorded in the [`Ctxt`] and the rest of the attribute is still read.
+
+use proc_macro2::{Delimiter, Group, Ident, Punct, Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::ext::IdentExt;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Attribute, LitStr, Meta, Token, WherePredicate};
+
+use crate::ctxt::Ctxt;
+
+/// The attribute path the derive reads.
+const SAFEJAX: &str = "safejax";
+
+/// The keys accepted on the struct.
+const CONTAINER_KEYS: &[&str] = &["style", "collection", "class", "crate", "bound"];
+
+/// The keys accepted on a field.
+const FIELD_KEYS: &[&str] = &["rename", "skip", "default", "collection", "class", "sep"];
+
+/// An attribute value with the spans errors about it point at.
+pub struct Attr<T> {
+    /// The key: duplicates and conflicts point here.
+    pub key: Span,
+    /// The value (the literal): problems with the value point here.
+    pub span: Span,
+    pub value: T,
+}
+
+/// The style a container declares with `style = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Flax,
+    Haiku,
+    Objax,
+}
+
+/// The Haiku separator a field declares with `sep = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sep {
+    /// `/~/`: created in the parent's constructor (the runtime's default).
+    Constructor,
+    /// `/`: created while the parent runs.
+    Call,
+}
+
+/// The attributes of the struct itself.
+#[derive(Default)]
+pub struct ContainerAttrs {
+    pub style: Option<Attr<Style>>,
+    pub collection: Option<Attr<String>>,
+    pub class: Option<Attr<String>>,
+    pub krate: Option<Attr<syn::Path>>,
+    pub bound: Option<Attr<Vec<WherePredicate>>>,
+}
+
+/// The attributes of one field.
+#[derive(Default)]
+pub struct FieldAttrs {
+    pub rename: Option<Attr<String>>,
+    pub skip: Option<Attr<()>>,
+    pub default: Option<Attr<()>>,
+    pub collection: Option<Attr<String>>,
+    pub class: Option<Attr<String>>,
+    pub sep: Option<Attr<Sep>>,
+}
+
+impl ContainerAttrs {
+    pub fn from_ast(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+        let mut out = ContainerAttrs::default();
+        for entry in entries(cx, attrs, "container", CONTAINER_KEYS, FIELD_KEYS) {
+            match entry.name.as_str() {
+                // #[safejax(style = "flax")]
+                "style" => {
+                    if let Some(lit) = entry.string(cx) {
+                        let style = match lit.value().as_str() {
+                            "flax" => Some(Style::Flax),
+                            "haiku" => Some(Style::Haiku),
+                            "objax" => Some(Style::Objax),
+                            other => {
+                                cx.error(
+                                    lit.span(),
+                                    format_args!(
+                                        "unknown safejax style `{other}`, expected `flax`, `haiku` or `objax`"
+                                    ),
+                                );
+                                None
+                            }
+                        };
+                        out.style = style.map(|style| entry.attr(&lit, style));
+                    }
+                }
+                // #[safejax(collection = "params")]
+                "collection" => out.collection = entry.name_value(cx),
+                // #[safejax(class = "MLP")]
+                "class" => out.class = entry.name_value(cx),
+                // #[safejax(crate = "safejax")]
+                "crate" => {
+                    if let Some(lit) = entry.string(cx) {
+                        match lit.parse::<syn::Path>() {
+                            Ok(path) => out.krate = Some(entry.attr(&lit, path)),
+                            Err(err) => cx.error(
+                                lit.span(),
+                                format_args!(
+                                    "safejax `crate` expects a path such as `\"safejax\"`: {err}"
+                                ),
+                            ),
+                        }
+                    }
+                }
+                // #[safejax(bound = "T: safejax::Element")]
+                "bound" => {
+                    if let Some(lit) = entry.string(cx) {
+                        let parser = Punctuated::<WherePredicate, Token![,]>::parse_terminated;
+                        match lit.parse_with(parser) {
+                            Ok(predicates) => {
+                                out.bound = Some(entry.attr(&lit, predicates.into_iter().collect()))
+                            }
+                            Err(err) => cx.error(
+                                lit.span(),
+                                format_args!(
+                                    "safejax `bound` expects where-clause predicates such as `\"T: safejax::Element\"`: {err}"
+                                ),
+                            ),
+                        }
+                    }
+                }
+                _ => entry.unknown(cx),
+            }
+        }
+        out
+    }
+}
+
+impl FieldAttrs {
+    pub fn from_ast(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+        let mut out = FieldAttrs::default();
+        for entry in entries(cx, attrs, "field", FIELD_KEYS, CONTAINER_KEYS) {
+            match entry.name.as_str() {
+                // #[safejax(rename = "Dense_0")]
+                "rename" => out.rename = entry.name_value(cx),
+                // #[safejax(skip)]
+                "skip" => out.skip = entry.flag(cx),
+                // #[safejax(default)]
+                "default" => out.default = entry.flag(cx),
+                // #[safejax(collection = "batch_stats")]
+                "collection" => out.collection = entry.name_value(cx),
+                // #[safejax(class = "Sequential")]
+                "class" => out.class = entry.name_value(cx),
+                // #[safejax(sep = "/")]
+                "sep" => {
+                    if let Some(lit) = entry.string(cx) {
+                        match lit.value().as_str() {
+                            "/~/" => out.sep = Some(entry.attr(&lit, Sep::Constructor)),
+                            "/" => out.sep = Some(entry.attr(&lit, Sep::Call)),
+                            other => cx.error(
+                                lit.span(),
+                                format_args!(
+                                    "unknown safejax `sep` `{other}`, expected `/` (created in `__call__`) or `/~/` (created in `__init__`)"
+                                ),
+                            ),
+                        }
+                    }
+                }
+                _ => entry.unknown(cx),
+            }
+        }
+        out
+    }
+}
+
+/// What follows a key inside `#[safejax(...)]`.
+enum Value {
+    /// `skip`
+    Flag,
+    /// `rename = "x"`: the `=` and everything up to the next top-level comma.
+    Eq(Punct, TokenStream),
+    /// `rename("x")`
+    List(Group),
+}
+
+/// One `key`, `key = value` or `key(...)` entry, with where it was written.
+struct Entry {
+    key: Ident,
+    /// The key without any `r#`.
+    name: String,
+    value: Value,
+    /// Whether the entry is on the struct (`container`) or a `field`, for messages.
+    place: &'static str,
+    expected: &'static [&'static str],
+    other_place: &'static [&'static str],
+}
+
+impl Entry {
+    fn attr<T>(&self, lit: &LitStr, value: T) -> Attr<T> {
+        Attr {
+            key: self.key.span(),
+            span: lit.span(),
+            value,
+        }
+    }
+
+    /// The string literal of `key = "..."`, or a recorded error.
+    fn string(&self, cx: &Ctxt) -> Option<LitStr> {
+        let name = &self.name;
+        match &self.value {
+            Value::Eq(eq, tokens) if tokens.is_empty() => {
+                cx.error(
+                    eq.span(),
+                    format_args!("safejax `{name}` expects a string literal after `=`"),
+                );
+                None
+            }
+            Value::Eq(_, tokens) => match syn::parse2::<LitStr>(tokens.clone()) {
+                Ok(lit) => Some(lit),
+                Err(_) => {
+                    cx.error_spanned_by(
+                        tokens,
+                        format_args!(
+                            "safejax `{name}` expects a string literal: `{name} = \"...\"`"
+                        ),
+                    );
+                    None
+                }
+            },
+            Value::Flag => {
+                cx.error(
+                    self.key.span(),
+                    format_args!("safejax `{name}` expects a value: `{name} = \"...\"`"),
+                );
+                None
+            }
+            Value::List(group) => {
+                cx.error(
+                    group.span(),
+                    format_args!(
+                        "safejax `{name}` expects `=` and a string literal: `{name} = \"...\"`"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn name_value(&self, cx: &Ctxt) -> Option<Attr<String>> {
+        self.string(cx).map(|lit| self.attr(&lit, lit.value()))
+    }
+
+    /// A flag such as `skip`, which takes no value.
+    fn flag(&self, cx: &Ctxt) -> Option<Attr<()>> {
+        let name = &self.name;
+        let span = match &self.value {
+            Value::Flag => {
+                return Some(Attr {
+                    key: self.key.span(),
+                    span: self.key.span(),
+                    value: (),
+                });
+            }
+            Value::Eq(eq, tokens) => {
+                let mut all = eq.to_token_stream();
+                all.extend(tokens.clone());
+                all.span()
+            }
+            Value::List(group) => group.span(),
+        };
+        cx.error(
+            span,
+            format_args!("safejax `{name}` takes no value: write `#[safejax({name})]`"),
+        );
+        None
+    }
+
+    fn unknown(&self, cx: &Ctxt) {
+        let name = &self.name;
+        let place = self.place;
+        let mut message = format!("unknown safejax {place} attribute `{name}`");
+        if self.other_place.contains(&name.as_str()) {
+            let other = if place == "field" {
+                "container"
+            } else {
+                "field"
+            };
+            message.push_str(&format!(", `{name}` is a {other} attribute"));
+        } else if let Some(close) = closest(name, self.expected) {
+            message.push_str(&format!(", did you mean `{close}`?"));
+        } else {
+            let list: Vec<String> = self.expected.iter().map(|k| format!("`{k}`")).collect();
+            message.push_str(&format!(", expected one of {}", list.join(", ")));
+        }
+        cx.error(self.key.span(), message);
+    }
+}
+
+/// Every entry of every `#[safejax(...)]` in `attrs`, minus the malformed and duplicate ones,
+/// which are recorded in `cx`.
+fn entries(
+    cx: &Ctxt,
+    attrs: &[Attribute],
+    place: &'static str,
+    expected: &'static [&'static str],
+    other_place: &'static [&'static str],
+) -> Vec<Entry> {
+    let mut out: Vec<Entry> = Vec::new();
+    for attr in attrs {
+        if !attr.path().is_ident(SAFEJAX) {
+            continue;
+        }
+        let list = match &attr.meta {
+            Meta::List(list) if matches!(list.delimiter, syn::MacroDelimiter::Paren(_)) => list,
+            _ => {
+                cx.error_spanned_by(
+                    attr,
+                    "expected a list of safejax attributes: `#[safejax(...)]`",
+                );
+                continue;
+            }
+        };
+        for chunk in split_commas(list.tokens.clone()) {
+            let Some(entry) = entry(cx, chunk, place, expected, other_place) else {
+                continue;
+            };
+            let known = expected.contains(&entry.name.as_str());
+            if known && out.iter().any(|seen| seen.name == entry.name) {
+                cx.error(
+                    entry.key.span(),
+                    format_args!("duplicate safejax attribute `{}`", entry.name),
+                );
+                continue;
+            }
+            out.push(entry);
+        }
+    }
+    out
+}
+
+/// Splits the tokens of a list at its top-level commas. Empty entries are dropped (a trailing
+/// comma is fine).
+fn split_commas(tokens: TokenStream) -> Vec<Vec<TokenTree>> {
+    let mut chunks = vec![Vec::new()];
+    for token in tokens {
+        match &token {
+            TokenTree::Punct(p) if p.as_char() == ',' => chunks.push(Vec::new()),
+            _ => {
+                if let Some(last) = chunks.last_mut() {
+                    last.push(token);
+                }
+            }
+        }
+    }
+    chunks.retain(|chunk| !chunk.is_empty());
+    chunks
+}
+
+/// Reads one entry: `key`, `key = ...` or `key(...)`.
+fn entry(
+    cx: &Ctxt,
+    chunk: Vec<TokenTree>,
+    place: &'static str,
+    expected: &'static [&'static str],
+    other_place: &'static [&'static str],
+) -> Option<Entry> {
+    let mut tokens = flatten_invisible(chunk).into_iter();
+    let key = match tokens.next() {
+        Some(TokenTree::Ident(key)) => key,
+        Some(other) => {
+            cx.error(
+                other.span(),
+                "expected a safejax attribute name, such as `rename` or `skip`",
+            );
+            return None;
+        }
+        None => return None,
+    };
+    let name = key.unraw().to_string();
+    let rest: Vec<TokenTree> = tokens.collect();
+    let value = match rest.first() {
+        None => Value::Flag,
+        Some(TokenTree::Punct(eq)) if eq.as_char() == '=' => {
+            Value::Eq(eq.clone(), rest[1..].iter().cloned().collect())
+        }
+        Some(TokenTree::Group(group))
+            if rest.len() == 1 && group.delimiter() == Delimiter::Parenthesis =>
+        {
+            Value::List(group.clone())
+        }
+        Some(other) => {
+            cx.error(
+                other.span(),
+                format_args!("expected `=` or `,` after safejax attribute `{name}`"),
+            );
+            return None;
+        }
+    };
+    Some(Entry {
+        key,
+        name,
+        value,
+        place,
+        expected,
+        other_place,
+    })
+}
+
+/// Unwraps the invisible groups `macro_rules!` puts around captured fragments, so that
+/// `#[safejax($key = $value)]` reads like the plain form.
+fn flatten_invisible(chunk: Vec<TokenTree>) -> Vec<TokenTree> {
+    match chunk.as_slice() {
+        [TokenTree::Group(group)] if group.delimiter() == Delimiter::None => {
+            flatten_invisible(group.stream().into_iter().collect())
+        }
+        _ => chunk,
+    }
+}
+
+/// The expected key closest to `name`, if it is close enough to be a typo.
+fn closest(name: &str, expected: &[&'static str]) -> Option<&'static str> {
+    expected
+        .iter()
+        .map(|candidate| (edit_distance(name, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= 2 && *distance < candidate.len())
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            let insert = current[j] + 1;
+            let delete = previous[j + 1] + 1;
+            current.push(substitute.min(insert).min(delete));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("renam", "rename"), 1);
+        assert_eq!(edit_distance("colection", "collection"), 1);
+        assert_eq!(edit_distance("sep", "skip"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(closest("renmae", FIELD_KEYS), Some("rename"));
+        assert_eq!(closest("zzzzzz", FIELD_KEYS), None);
+    }
+}

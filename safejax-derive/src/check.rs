@@ -1,0 +1,109 @@
+//! Rules across attributes and fields, checked once the whole input is parsed.
+
+use crate::ast::Container;
+use crate::attr::Attr;
+use crate::ctxt::Ctxt;
+
+/// The strings that separate key segments in at least one style. The runtime refuses the same
+/// list (`safejax_core::key::RESERVED_SEPARATORS`); a proc-macro cannot depend on it.
+const RESERVED_SEPARATORS: [&str; 7] = [".", "/", "::", "(", ")", "[", "]"];
+
+pub fn check(cx: &Ctxt, cont: &Container) {
+    check_names(cx, cont);
+    check_skip_conflicts(cx, cont);
+    check_duplicate_segments(cx, cont);
+}
+
+// Every rename, class and collection is a non-empty name free of every style's separators.
+fn check_names(cx: &Ctxt, cont: &Container) {
+    check_name(cx, "collection", cont.attrs.collection.as_ref());
+    check_name(cx, "class", cont.attrs.class.as_ref());
+    for field in &cont.fields {
+        check_name(cx, "rename", field.attrs.rename.as_ref());
+        check_name(cx, "collection", field.attrs.collection.as_ref());
+        check_name(cx, "class", field.attrs.class.as_ref());
+    }
+}
+
+fn check_name(cx: &Ctxt, attribute: &str, name: Option<&Attr<String>>) {
+    let Some(name) = name else {
+        return;
+    };
+    if name.value.is_empty() {
+        cx.error(
+            name.span,
+            format_args!("safejax `{attribute}` must not be empty"),
+        );
+    } else if let Some(sep) = RESERVED_SEPARATORS
+        .iter()
+        .find(|sep| name.value.contains(**sep))
+    {
+        cx.error(
+            name.span,
+            format_args!(
+                "safejax `{attribute}` `{}` contains `{sep}`, which separates key segments",
+                name.value
+            ),
+        );
+    }
+}
+
+// A skipped field is neither written nor read, so nothing else may be said about its key.
+fn check_skip_conflicts(cx: &Ctxt, cont: &Container) {
+    for field in &cont.fields {
+        let attrs = &field.attrs;
+        if attrs.skip.is_none() {
+            continue;
+        }
+        let others = [
+            ("default", attrs.default.as_ref().map(|a| a.key)),
+            ("rename", attrs.rename.as_ref().map(|a| a.key)),
+            ("collection", attrs.collection.as_ref().map(|a| a.key)),
+            ("class", attrs.class.as_ref().map(|a| a.key)),
+            ("sep", attrs.sep.as_ref().map(|a| a.key)),
+        ];
+        for (name, span) in others {
+            if let Some(span) = span {
+                cx.error(
+                    span,
+                    format_args!(
+                        "safejax `skip` and `{name}` cannot be combined: a skipped field is neither written nor read"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+// Two stored fields of one struct in the same collection must not render to the same key segment.
+fn check_duplicate_segments(cx: &Ctxt, cont: &Container) {
+    let container_collection = cont.attrs.collection.as_ref().map(|c| c.value.as_str());
+    let stored: Vec<_> = cont.fields.iter().filter(|f| f.is_stored()).collect();
+    for (i, field) in stored.iter().enumerate() {
+        let collection = |f: &crate::ast::Field| {
+            f.attrs
+                .collection
+                .as_ref()
+                .map(|c| c.value.clone())
+                .or_else(|| container_collection.map(str::to_owned))
+        };
+        let segment = field.key_segment();
+        let first = stored[..i].iter().find(|earlier| {
+            earlier.key_segment() == segment && collection(earlier) == collection(field)
+        });
+        if let Some(first) = first {
+            let span = match &field.attrs.rename {
+                Some(rename) => rename.span,
+                None => field.name_span(),
+            };
+            cx.error(
+                span,
+                format_args!(
+                    "fields `{}` and `{}` both map to key segment `{segment}`",
+                    first.display(),
+                    field.display()
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! Code generation: the `SafeParams` impl, or a stub impl and the errors.
+
+use proc_macro2::{Ident, Literal, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{DeriveInput, Type};
+
+use crate::ast::{Container, Field};
+use crate::attr::{Sep, Style};
+use crate::check;
+use crate::ctxt::Ctxt;
+
+/// Expands `#[derive(SafeParams)]` on `input`.
+pub fn derive(input: &DeriveInput) -> TokenStream {
+    let cx = Ctxt::new();
+    let container = Container::from_ast(&cx, input);
+    if let Some(container) = &container {
+        check::check(&cx, container);
+    }
+    let krate = container
+        .as_ref()
+        .and_then(|c| c.attrs.krate.as_ref())
+        .map(|krate| &krate.value);
+    let import = import(krate);
+    match (cx.check(), &container) {
+        (Ok(()), Some(container)) => impl_params(container, &import),
+        (Err(error), _) => fallback(input, &import, &error),
+        (Ok(()), None) => fallback(
+            input,
+            &import,
+            &syn::Error::new(Span::call_site(), "#[derive(SafeParams)] expects a struct"),
+        ),
+    }
+}
+
+/// Brings the runtime in as `_safejax`.
+fn import(krate: Option<&syn::Path>) -> TokenStream {
+    match krate {
+        Some(path) => quote!(use #path as _safejax;),
+        None => quote!(
+            extern crate safejax as _safejax;
+        ),
+    }
+}
+
+/// Wraps generated items in an anonymous const, so that nothing leaks into the user's scope.
+fn wrap(import: &TokenStream, items: TokenStream) -> TokenStream {
+    quote! {
+        #[doc(hidden)]
+        #[allow(
+            non_upper_case_globals,
+            unused_attributes,
+            unused_qualifications,
+            clippy::all
+        )]
+        const _: () = {
+            #import
+            #items
+        };
+    }
+}
+
+/// On errors: the errors, and an impl whose methods are never called, so that uses of the type
+/// elsewhere do not add a cascade of "trait not implemented" errors.
+fn fallback(input: &DeriveInput, import: &TokenStream, error: &syn::Error) -> TokenStream {
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let errors = error.to_compile_error();
+    let stub = wrap(
+        import,
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics _safejax::__private::SafeParams for #ident #ty_generics #where_clause {
+                fn visit<'__a>(
+                    &'__a self,
+                    _: &mut _safejax::__private::KeyPath,
+                    _: &mut dyn _safejax::__private::Visitor<'__a>,
+                ) {
+                    ::core::unreachable!()
+                }
+
+                fn visit_mut(
+                    &mut self,
+                    _: &mut _safejax::__private::KeyPath,
+                    _: &mut dyn _safejax::__private::VisitorMut,
+                ) {
+                    ::core::unreachable!()
+                }
+
+                fn read(
+                    _: &mut _safejax::__private::KeyPath,
+                    _: &mut _safejax::__private::Reader<'_>,
+                ) -> _safejax::__private::Option<Self> {
+                    ::core::unreachable!()
+                }
+            }
+        },
+    );
+    quote! {
+        #errors
+        #stub
+    }
+}
+
+/// Code located at `span` (so that rustc's errors point there) but resolved like the rest of the
+/// expansion (so that its locals are the expansion's, even in a struct a `macro_rules!` wrote).
+fn at(span: Span) -> Span {
+    Span::call_site().located_at(span)
+}
+
+fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
+    let ident = cont.ident;
+    let generics = &cont.original.generics;
+    let (impl_generics, ty_generics, _) = generics.split_for_impl();
+    let where_clause = where_clause(cont);
+    let stored: Vec<&Field> = cont.fields.iter().filter(|f| f.is_stored()).collect();
+
+    let class = cont.class();
+    let node_collection = option_str(cont.attrs.collection.as_ref().map(|c| c.value.as_str()));
+    let field_infos = stored.iter().map(|field| field_info(field));
+    let count = stored.len();
+    let fields_const = (count > 0).then(|| {
+        quote! {
+            const __FIELDS: [_safejax::__private::FieldInfo; #count] = [#(#field_infos),*];
+        }
+    });
+    let style = cont.attrs.style.as_ref().map(|style| {
+        let variant = match style.value {
+            Style::Flax => quote!(Flax),
+            Style::Haiku => quote!(Haiku),
+            Style::Objax => quote!(Objax),
+        };
+        quote! {
+            const STYLE: _safejax::__private::Style = _safejax::__private::Style::#variant;
+        }
+    });
+
+    let visits = stored.iter().enumerate().map(|(i, field)| {
+        let member = &field.member;
+        let i = Literal::usize_unsuffixed(i);
+        quote_spanned! {at(field.ty.span())=>
+            _safejax::__private::visit_field(&self.#member, &__FIELDS[#i], __path, __visitor);
+        }
+    });
+    let visits_mut = stored.iter().enumerate().map(|(i, field)| {
+        let member = &field.member;
+        let i = Literal::usize_unsuffixed(i);
+        quote_spanned! {at(field.ty.span())=>
+            _safejax::__private::visit_field_mut(&mut self.#member, &__FIELDS[#i], __path, __visitor);
+        }
+    });
+
+    let mut stored_index = 0;
+    let mut reads = Vec::new();
+    let mut unwraps = Vec::new();
+    let mut inits = Vec::new();
+    for field in &cont.fields {
+        let local = Ident::new(&format!("__f{}", field.index), Span::call_site());
+        let ty = field.ty;
+        let span = at(ty.span());
+        if field.is_stored() {
+            let i = Literal::usize_unsuffixed(stored_index);
+            stored_index += 1;
+            let read = if field.attrs.default.is_some() {
+                quote!(read_field_or_default)
+            } else {
+                quote!(read_field)
+            };
+            reads.push(quote_spanned! {span=>
+                let #local = _safejax::__private::#read::<#ty>(&__FIELDS[#i], __path, __reader);
+            });
+            unwraps.push(quote! {
+                let _safejax::__private::Some(#local) = #local else {
+                    return _safejax::__private::None;
+                };
+            });
+        } else {
+            reads.push(quote_spanned! {span=>
+                let #local = <#ty as _safejax::__private::Default>::default();
+            });
+        }
+        let member = &field.member;
+        inits.push(quote!(#member: #local));
+    }
+
+    wrap(
+        import,
+        quote! {
+            const __NODE: _safejax::__private::NodeInfo = _safejax::__private::NodeInfo {
+                class: #class,
+                collection: #node_collection,
+            };
+            #fields_const
+
+            #[automatically_derived]
+            impl #impl_generics _safejax::__private::SafeParams for #ident #ty_generics #where_clause {
+                #style
+
+                fn visit<'__a>(
+                    &'__a self,
+                    __path: &mut _safejax::__private::KeyPath,
+                    __visitor: &mut dyn _safejax::__private::Visitor<'__a>,
+                ) {
+                    let __saved = __path.enter_node(&__NODE);
+                    #(#visits)*
+                    __path.leave_node(__saved);
+                }
+
+                fn visit_mut(
+                    &mut self,
+                    __path: &mut _safejax::__private::KeyPath,
+                    __visitor: &mut dyn _safejax::__private::VisitorMut,
+                ) {
+                    let __saved = __path.enter_node(&__NODE);
+                    #(#visits_mut)*
+                    __path.leave_node(__saved);
+                }
+
+                fn read(
+                    __path: &mut _safejax::__private::KeyPath,
+                    __reader: &mut _safejax::__private::Reader<'_>,
+                ) -> _safejax::__private::Option<Self> {
+                    let __saved = __path.enter_node(&__NODE);
+                    // Every field is read before any failure is acted on, so that one load
+                    // reports every problem.
+                    #(#reads)*
+                    __path.leave_node(__saved);
+                    #(#unwraps)*
+                    _safejax::__private::Some(Self { #(#inits),* })
+                }
+            }
+        },
+    )
+}
+
+/// `Some("x")` or `None`, as runtime tokens.
+fn option_str(value: Option<&str>) -> TokenStream {
+    match value {
+        Some(value) => quote!(_safejax::__private::Some(#value)),
+        None => quote!(_safejax::__private::None),
+    }
+}
+
+fn field_info(field: &Field) -> TokenStream {
+    let name = option_str(field.key_name().as_deref());
+    let position = field.index;
+    let class = option_str(field.attrs.class.as_ref().map(|c| c.value.as_str()));
+    let collection = option_str(field.attrs.collection.as_ref().map(|c| c.value.as_str()));
+    let sep = match field.attrs.sep.as_ref().map(|sep| sep.value) {
+        Some(Sep::Call) => quote!(Call),
+        Some(Sep::Constructor) | None => quote!(Constructor),
+    };
+    quote! {
+        _safejax::__private::FieldInfo {
+            name: #name,
+            position: #position,
+            class: #class,
+            collection: #collection,
+            sep: _safejax::__private::HaikuSep::#sep,
+        }
+    }
+}
+
+/// The struct's own where-clause, plus the `bound` attribute's predicates or, without one,
+/// `FieldType: SafeParams` for every stored field whose type mentions a type parameter.
+fn where_clause(cont: &Container) -> TokenStream {
+    let generics = &cont.original.generics;
+    let mut predicates: Vec<TokenStream> = generics
+        .where_clause
+        .iter()
+        .flat_map(|clause| clause.predicates.iter())
+        .map(ToTokens::to_token_stream)
+        .collect();
+    match &cont.attrs.bound {
+        Some(bound) => predicates.extend(bound.value.iter().map(ToTokens::to_token_stream)),
+        None => {
+            let params: Vec<&Ident> = generics.type_params().map(|p| &p.ident).collect();
+            let mut seen: Vec<String> = Vec::new();
+            for field in cont.fields.iter().filter(|f| f.is_stored()) {
+                if !mentions_any(field.ty, &params) {
+                    continue;
+                }
+                let key = field.ty.to_token_stream().to_string();
+                if seen.contains(&key) {
+                    continue;
+                }
+                seen.push(key);
+                let ty = field.ty;
+                predicates.push(quote_spanned! {at(ty.span())=>
+                    #ty: _safejax::__private::SafeParams
+                });
+            }
+        }
+    }
+    if predicates.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(where #(#predicates),*)
+    }
+}
+
+/// Whether `ty` names one of `params` (not as the tail of a longer path such as `module::T`).
+fn mentions_any(ty: &Type, params: &[&Ident]) -> bool {
+    !params.is_empty() && tokens_mention(ty.to_token_stream(), params)
+}
+
+fn tokens_mention(tokens: TokenStream, params: &[&Ident]) -> bool {
+    let mut after_path_sep = false;
+    let mut colons = 0;
+    for token in tokens {
+        match token {
+            TokenTree::Ident(ident) => {
+                if !after_path_sep && params.iter().any(|p| **p == ident) {
+                    return true;
+                }
+                after_path_sep = false;
+                colons = 0;
+            }
+            TokenTree::Punct(punct) if punct.as_char() == ':' => {
+                colons += 1;
+                after_path_sep = colons >= 2;
+            }
+            TokenTree::Group(group) => {
+                if tokens_mention(group.stream(), params) {
+                    return true;
+                }
+                after_path_sep = false;
+                colons = 0;
+            }
+            _ => {
+                after_path_sep = false;
+                colons = 0;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    #[test]
+    fn finds_type_parameters_in_field_types() {
+        let t: Ident = parse_quote!(T);
+        let params = [&t];
+        let yes: [Type; 5] = [
+            parse_quote!(T),
+            parse_quote!(Array2<T>),
+            parse_quote!(Vec<Box<Dense<T>>>),
+            parse_quote!([T; 3]),
+            parse_quote!(<T as Trait>::Assoc),
+        ];
+        for ty in &yes {
+            assert!(mentions_any(ty, &params), "{}", ty.to_token_stream());
+        }
+        let no: [Type; 3] = [
+            parse_quote!(Array2<f32>),
+            parse_quote!(module::T),
+            parse_quote!(Tensor),
+        ];
+        for ty in &no {
+            assert!(!mentions_any(ty, &params), "{}", ty.to_token_stream());
+        }
+    }
+}
