@@ -60,3 +60,37 @@ pub fn read_field_or_default<T: SafeParams + Default>(
     path.leave_field(saved);
     value.into_option().map(Option::unwrap_or_default)
 }
+
+/// What a derived impl does with one field of type `T`: visit it, visit it mutably, read it.
+///
+/// Every method of the impl reaches a field through [`field`] or [`default_field`], so a field
+/// type that is not `SafeParams` (or, for a `default` field, not `Default`) fails the same bound
+/// at the same place three times, and rustc shows that error once instead of once per method.
+pub struct FieldOps<T> {
+    /// Visits the field.
+    pub visit: for<'a> fn(&'a T, &FieldInfo, &mut KeyPath, &mut dyn Visitor<'a>),
+    /// Visits the field mutably.
+    pub visit_mut: fn(&mut T, &FieldInfo, &mut KeyPath, &mut dyn VisitorMut),
+    /// Reads the field.
+    pub read: fn(&FieldInfo, &mut KeyPath, &mut Reader<'_>) -> Option<T>,
+}
+
+/// The operations on a required field.
+#[inline]
+pub const fn field<T: SafeParams>() -> FieldOps<T> {
+    FieldOps {
+        visit: visit_field::<T>,
+        visit_mut: visit_field_mut::<T>,
+        read: read_field::<T>,
+    }
+}
+
+/// The operations on a `default` field: [`read_field_or_default`] reads it.
+#[inline]
+pub const fn default_field<T: SafeParams + Default>() -> FieldOps<T> {
+    FieldOps {
+        visit: visit_field::<T>,
+        visit_mut: visit_field_mut::<T>,
+        read: read_field_or_default::<T>,
+    }
+}

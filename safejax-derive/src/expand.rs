@@ -135,18 +135,31 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
         }
     });
 
+    // Every method reaches a field through `field::<T>()`, so that a field type that is not
+    // `SafeParams` is one error (the same in each method, which rustc shows once).
+    let ops = |field: &Field| {
+        let ty = field.ty;
+        let ops = if field.attrs.default.is_some() {
+            quote!(default_field)
+        } else {
+            quote!(field)
+        };
+        quote_spanned!(at(ty.span())=> _safejax::__private::#ops::<#ty>())
+    };
     let visits = stored.iter().enumerate().map(|(i, field)| {
         let member = &field.member;
+        let ops = ops(field);
         let i = Literal::usize_unsuffixed(i);
         quote_spanned! {at(field.ty.span())=>
-            _safejax::__private::visit_field(&self.#member, &__FIELDS[#i], __path, __visitor);
+            (#ops.visit)(&self.#member, &__FIELDS[#i], __path, __visitor);
         }
     });
     let visits_mut = stored.iter().enumerate().map(|(i, field)| {
         let member = &field.member;
+        let ops = ops(field);
         let i = Literal::usize_unsuffixed(i);
         quote_spanned! {at(field.ty.span())=>
-            _safejax::__private::visit_field_mut(&mut self.#member, &__FIELDS[#i], __path, __visitor);
+            (#ops.visit_mut)(&mut self.#member, &__FIELDS[#i], __path, __visitor);
         }
     });
 
@@ -159,15 +172,11 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
         let ty = field.ty;
         let span = at(ty.span());
         if field.is_stored() {
+            let ops = ops(field);
             let i = Literal::usize_unsuffixed(stored_index);
             stored_index += 1;
-            let read = if field.attrs.default.is_some() {
-                quote!(read_field_or_default)
-            } else {
-                quote!(read_field)
-            };
             reads.push(quote_spanned! {span=>
-                let #local = _safejax::__private::#read::<#ty>(&__FIELDS[#i], __path, __reader);
+                let #local = (#ops.read)(&__FIELDS[#i], __path, __reader);
             });
             unwraps.push(quote! {
                 let _safejax::__private::Some(#local) = #local else {
@@ -175,6 +184,7 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
                 };
             });
         } else {
+            // Spanned on the type, so that a missing `Default` points at the field.
             reads.push(quote_spanned! {span=>
                 let #local = <#ty as _safejax::__private::Default>::default();
             });

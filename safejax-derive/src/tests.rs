@@ -158,7 +158,7 @@ fn malformed_values_are_each_reported() {
         },
         &[
             "unknown safejax style `flx`, expected `flax`, `haiku` or `objax`",
-            "safejax `crate` expects a path such as `\"safejax\"`: unexpected token",
+            "safejax `crate` expects the path of the safejax crate, such as `\"safejax\"` or `\"::my_crate::safejax\"`",
             "safejax `bound` expects where-clause predicates such as `\"T: safejax::Element\"`: expected `:`",
             "safejax `rename` expects a string literal: `rename = \"...\"`",
             "safejax `rename` expects a value: `rename = \"...\"`",
@@ -337,8 +337,8 @@ fn expansion_uses_the_runtime_helpers() {
     for part in [
         "extern crate safejax as _safejax",
         "const STYLE : _safejax :: __private :: Style = _safejax :: __private :: Style :: Objax",
-        "_safejax :: __private :: read_field :: < Array1 < f32 > >",
-        "_safejax :: __private :: read_field_or_default :: < Option < f32 > >",
+        "(_safejax :: __private :: field :: < Array1 < f32 > > () . read)",
+        "(_safejax :: __private :: default_field :: < Option < f32 > > () . visit_mut)",
         "< Vec < f32 > as _safejax :: __private :: Default > :: default ()",
         "sep : _safejax :: __private :: HaikuSep :: Call",
         "class : \"S\"",
