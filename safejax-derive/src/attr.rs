@@ -7,7 +7,6 @@ use proc_macro2::{Delimiter, Group, Ident, Punct, Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::punctuated::Punctuated;
-use syn::spanned::Spanned;
 use syn::{Attribute, LitStr, Meta, Token, WherePredicate};
 
 use crate::ctxt::Ctxt;
@@ -102,11 +101,9 @@ impl ContainerAttrs {
                     if let Some(lit) = entry.string(cx) {
                         match lit.parse::<syn::Path>() {
                             Ok(path) => out.krate = Some(entry.attr(&lit, path)),
-                            Err(err) => cx.error(
+                            Err(_) => cx.error(
                                 lit.span(),
-                                format_args!(
-                                    "safejax `crate` expects a path such as `\"safejax\"`: {err}"
-                                ),
+                                "safejax `crate` expects the path of the safejax crate, such as `\"safejax\"` or `\"::my_crate::safejax\"`",
                             ),
                         }
                     }
@@ -252,7 +249,7 @@ impl Entry {
     /// A flag such as `skip`, which takes no value.
     fn flag(&self, cx: &Ctxt) -> Option<Attr<()>> {
         let name = &self.name;
-        let span = match &self.value {
+        let value = match &self.value {
             Value::Flag => {
                 return Some(Attr {
                     key: self.key.span(),
@@ -263,12 +260,12 @@ impl Entry {
             Value::Eq(eq, tokens) => {
                 let mut all = eq.to_token_stream();
                 all.extend(tokens.clone());
-                all.span()
+                all
             }
-            Value::List(group) => group.span(),
+            Value::List(group) => group.to_token_stream(),
         };
-        cx.error(
-            span,
+        cx.error_spanned_by(
+            value,
             format_args!("safejax `{name}` takes no value: write `#[safejax({name})]`"),
         );
         None

@@ -1,0 +1,11 @@
+use ndarray::Array1;
+use safejax::SafeParams;
+
+#[derive(SafeParams)]
+struct Layer {
+    w: Array1<f32>,
+    #[safejax(skip, default)]
+    cache: Vec<f32>,
+}
+
+fn main() {}
