@@ -560,6 +560,42 @@ fn generic_structs_in_f32_and_bf16() {
     round_trip(&bounded);
 }
 
+/// A recursive generic type: its inferred bounds must not depend on its own impl. (Only its keys
+/// are checked: reading a recursive type needs the runtime to stop at an absent prefix.)
+#[derive(SafeParams, Debug, PartialEq)]
+struct TreeNode<T: Element> {
+    value: Array1<T>,
+    children: Vec<TreeNode<T>>,
+    next: Option<Box<Self>>,
+}
+
+#[test]
+fn recursive_generic_structs() {
+    let leaf = |x: i32| TreeNode {
+        value: array![x],
+        children: Vec::new(),
+        next: None,
+    };
+    let root = TreeNode {
+        value: array![0],
+        children: vec![leaf(1), leaf(2)],
+        next: Some(Box::new(leaf(3))),
+    };
+    assert_eq!(
+        keys(&root, Style::Flax),
+        [
+            "children_0.value",
+            "children_1.value",
+            "next.value",
+            "value"
+        ]
+    );
+    assert_eq!(
+        keys(&root, Style::Objax)[0],
+        "(TreeNode).children(ModuleList)[0](TreeNode).value::TrainVar"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Option, Box, skip, default
 

@@ -285,9 +285,14 @@ fn where_clause(cont: &Container) -> TokenStream {
         Some(bound) => predicates.extend(bound.value.iter().map(ToTokens::to_token_stream)),
         None => {
             let params: Vec<&Ident> = generics.type_params().map(|p| &p.ident).collect();
+            let this = Ident::new("Self", Span::call_site());
+            let recursive = [cont.ident, &this];
             let mut seen: Vec<String> = Vec::new();
             for field in cont.fields.iter().filter(|f| f.is_stored()) {
-                if !mentions_any(field.ty, &params) {
+                // A field holding the type itself (`children: Vec<Node<T>>`) needs no bound of
+                // its own: it holds when the impl does, and bounding it would make the impl
+                // depend on itself, so that it never applies.
+                if !mentions_any(field.ty, &params) || names_any(field.ty, &recursive) {
                     continue;
                 }
                 let key = field.ty.to_token_stream().to_string();
@@ -311,16 +316,21 @@ fn where_clause(cont: &Container) -> TokenStream {
 
 /// Whether `ty` names one of `params` (not as the tail of a longer path such as `module::T`).
 fn mentions_any(ty: &Type, params: &[&Ident]) -> bool {
-    !params.is_empty() && tokens_mention(ty.to_token_stream(), params)
+    !params.is_empty() && tokens_mention(ty.to_token_stream(), params, false)
 }
 
-fn tokens_mention(tokens: TokenStream, params: &[&Ident]) -> bool {
+/// Whether `ty` names one of `idents` anywhere, as in `Vec<crate::Node>`.
+fn names_any(ty: &Type, idents: &[&Ident]) -> bool {
+    tokens_mention(ty.to_token_stream(), idents, true)
+}
+
+fn tokens_mention(tokens: TokenStream, idents: &[&Ident], in_paths: bool) -> bool {
     let mut after_path_sep = false;
     let mut colons = 0;
     for token in tokens {
         match token {
             TokenTree::Ident(ident) => {
-                if !after_path_sep && params.iter().any(|p| **p == ident) {
+                if (in_paths || !after_path_sep) && idents.iter().any(|p| **p == ident) {
                     return true;
                 }
                 after_path_sep = false;
@@ -331,7 +341,7 @@ fn tokens_mention(tokens: TokenStream, params: &[&Ident]) -> bool {
                 after_path_sep = colons >= 2;
             }
             TokenTree::Group(group) => {
-                if tokens_mention(group.stream(), params) {
+                if tokens_mention(group.stream(), idents, in_paths) {
                     return true;
                 }
                 after_path_sep = false;
@@ -373,5 +383,9 @@ mod tests {
         for ty in &no {
             assert!(!mentions_any(ty, &params), "{}", ty.to_token_stream());
         }
+        let node: Ident = parse_quote!(Node);
+        let recursive: Type = parse_quote!(Vec<crate::tree::Node<T>>);
+        assert!(names_any(&recursive, &[&node]));
+        assert!(!names_any(&parse_quote!(Vec<Leaf<T>>), &[&node]));
     }
 }

@@ -369,6 +369,18 @@ fn inferred_bounds_name_field_types_not_parameters() {
     });
     let bounds = "where U : Clone , Array2 < T > : _safejax :: __private :: SafeParams , Array1 < T > : _safejax :: __private :: SafeParams {";
     assert!(out.contains(bounds), "{out}");
+    // A field holding the type itself is not bounded: the impl would depend on itself.
+    let out = expansion(&parse_quote! {
+        struct Node<T> {
+            w: Array1<T>,
+            children: Vec<Node<T>>,
+            parent: Option<Box<Self>>,
+        }
+    });
+    assert!(
+        out.contains("where Array1 < T > : _safejax :: __private :: SafeParams {"),
+        "{out}"
+    );
     let out = expansion(&parse_quote! {
         #[safejax(bound = "T: safejax::Element")]
         struct Dense<T> {
