@@ -1,9 +1,9 @@
 //! `#[derive(SafeParams)]` for safejax. Use it through the `safejax` crate, which re-exports it
 //! next to the trait.
 //!
-//! The pipeline: [`ast`] models the input and [`attr`] parses `#[safejax(...)]`, recording every
-//! problem in one [`ctxt::Ctxt`]; [`check`] applies the rules across fields; [`expand`] writes
-//! the impl, or, when anything was wrong, the errors and a stub impl.
+//! The pipeline: `ast` models the input and `attr` parses `#[safejax(...)]`, recording every
+//! problem in one error collector (`ctxt`); `check` applies the rules across fields; `expand`
+//! writes the impl or, when anything was wrong, the errors and a stub impl.
 
 mod ast;
 mod attr;
