@@ -9,10 +9,10 @@ use std::io::Write;
 use safetensors::tensor::{Metadata as HeaderMetadata, TensorView};
 use safetensors::{Dtype, View};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{Error, Result};
-use crate::tensor::{Leaf, LeafView, expected_len};
+use crate::tensor::{Leaf, LeafView};
 
 /// The `__metadata__` string map of a safetensors file. Sorted, so equal maps give equal bytes.
 pub type Metadata = BTreeMap<String, String>;
@@ -35,10 +35,42 @@ pub struct Parsed<'d> {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a tensor entry {\"dtype\", \"shape\", \"data_offsets\"}")]
 struct RawInfo {
     dtype: String,
     shape: Vec<usize>,
+    #[serde(deserialize_with = "offsets")]
     data_offsets: (usize, usize),
+}
+
+/// Reads `data_offsets`, saying plainly when it does not hold exactly two offsets.
+fn offsets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(usize, usize), D::Error> {
+    struct Offsets;
+
+    impl<'de> Visitor<'de> for Offsets {
+        type Value = (usize, usize);
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("two data offsets [start, end]")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let start = seq
+                .next_element()?
+                .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+            let end = seq
+                .next_element()?
+                .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+            if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                return Err(de::Error::custom(
+                    "`data_offsets` holds more than two offsets",
+                ));
+            }
+            Ok((start, end))
+        }
+    }
+
+    deserializer.deserialize_seq(Offsets)
 }
 
 struct RawHeader {
@@ -70,10 +102,7 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
                 return Err(de::Error::custom(format!("duplicate entry `{name}`")));
             }
             if name == METADATA_KEY {
-                let value = map.next_value::<Option<Metadata>>().map_err(|e| {
-                    de::Error::custom(format!("`{METADATA_KEY}` must map strings to strings: {e}"))
-                })?;
-                metadata = Some(value.unwrap_or_default());
+                metadata = Some(map.next_value::<MetadataEntry>()?.0);
             } else {
                 let info = map
                     .next_value::<RawInfo>()
@@ -84,6 +113,36 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
         Ok(RawHeader { entries, metadata })
     }
 }
+
+/// The value of the `__metadata__` entry: a string map, or `null` for none.
+struct MetadataEntry(Metadata);
+
+impl<'de> Deserialize<'de> for MetadataEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Option::<BTreeMap<String, serde_json::Value>>::deserialize(deserializer)
+            .map_err(|e| {
+                de::Error::custom(format!("`{METADATA_KEY}` must map strings to strings: {e}"))
+            })?;
+        let mut metadata = Metadata::new();
+        for (key, value) in value.unwrap_or_default() {
+            let serde_json::Value::String(text) = value else {
+                if TENSOR_FIELDS.contains(&key.as_str()) {
+                    return Err(de::Error::custom(format!(
+                        "`{METADATA_KEY}` is reserved for the metadata map and cannot name a tensor"
+                    )));
+                }
+                return Err(de::Error::custom(format!(
+                    "`{METADATA_KEY}` must map strings to strings, but `{key}` maps to {value}"
+                )));
+            };
+            metadata.insert(key, text);
+        }
+        Ok(MetadataEntry(metadata))
+    }
+}
+
+/// The fields of a tensor entry: one of them under `__metadata__` means a tensor was meant.
+const TENSOR_FIELDS: [&str; 3] = ["dtype", "shape", "data_offsets"];
 
 /// Parses a dtype name as the header writes it (`F32`, `BF16`, `F8_E4M3`, ...).
 ///
@@ -168,9 +227,13 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>> {
     })?;
     let raw: RawHeader = serde_json::from_str(header).map_err(|e| {
         let offset = LEN_BYTES + json_offset(header, e.line(), e.column());
+        // The byte offset replaces serde_json's line and column.
+        let text = e.to_string();
+        let position = format!(" at line {} column {}", e.line(), e.column());
+        let text = text.strip_suffix(&position).unwrap_or(&text);
         Error::format(
             offset as u64,
-            format!("header is not a valid safetensors header: {e}"),
+            format!("header is not a valid safetensors header: {text}"),
         )
     })?;
     let data = &bytes[header_end..];
@@ -227,11 +290,11 @@ fn check_entries<'d>(
                 format!("tensor `{name}` ends at {stop}, before its start {start}"),
             ));
         }
-        let size = expected_len(dtype, &info.shape).ok_or_else(|| {
+        let size = byte_size(dtype, &info.shape).map_err(|why| {
             Error::format(
                 at(start),
                 format!(
-                    "tensor `{name}` of shape {:?} and dtype {dtype} has no whole byte size",
+                    "tensor `{name}` of shape {:?} and dtype {dtype} {why}",
                     info.shape
                 ),
             )
@@ -272,6 +335,24 @@ fn check_entries<'d>(
     Ok(views)
 }
 
+/// The byte size of a tensor, refusing shapes that no array can have: as in numpy and ndarray,
+/// the product of the non-zero dimensions must fit in `isize`, even when another one is zero.
+fn byte_size(dtype: Dtype, shape: &[usize]) -> Result<usize, &'static str> {
+    const OVERFLOW: &str = "is too large: the product of its dimensions overflows";
+    let nonzero = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| isize::try_from(n).is_ok())
+        .ok_or(OVERFLOW)?;
+    let elements = if shape.contains(&0) { 0 } else { nonzero };
+    let bits = elements.checked_mul(dtype.bitsize()).ok_or(OVERFLOW)?;
+    if bits % 8 != 0 {
+        return Err("does not fill a whole number of bytes");
+    }
+    Ok(bits / 8)
+}
+
 fn at_end(data_start: usize, end: usize) -> u64 {
     (data_start as u64).saturating_add(end as u64)
 }
@@ -292,6 +373,24 @@ pub(crate) fn check_names<'k>(names: impl IntoIterator<Item = &'k str>) -> Resul
         }
     }
     Ok(())
+}
+
+/// Refuses a leaf whose shape a reader would refuse (see [`byte_size`]), or whose byte length is
+/// not what its shape and dtype need, which would shift every tensor after it.
+fn check_size(name: &str, leaf: &dyn Leaf, shape: &[usize]) -> Result<()> {
+    let dtype = leaf.dtype();
+    let reason = match byte_size(dtype, shape) {
+        Ok(size) if size == leaf.data_len() => return Ok(()),
+        Ok(size) => format!(
+            "of shape {shape:?} and dtype {dtype} holds {} bytes instead of {size}",
+            leaf.data_len()
+        ),
+        Err(why) => format!("of shape {shape:?} and dtype {dtype} {why}"),
+    };
+    Err(Error::Invalid {
+        key: name.to_owned(),
+        reason,
+    })
 }
 
 /// A leaf's header entry, without its data: lets the official writer lay out the header alone.
@@ -330,6 +429,9 @@ pub(crate) fn write<W: Write>(
         .iter()
         .map(|(_, leaf)| LeafView(*leaf, leaf.shape().into_owned()))
         .collect();
+    for ((name, leaf), view) in tensors.iter().zip(&views) {
+        check_size(name, *leaf, &view.1)?;
+    }
     let by_name: HashMap<&str, &LeafView<'_>> = tensors
         .iter()
         .map(|(name, _)| name.as_str())
@@ -397,7 +499,11 @@ fn sort_metadata(head: &mut [u8], metadata: &Metadata) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::Saver;
+    use crate::tensor::Tensor;
     use ndarray::array;
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
 
     fn write_vec(tensors: &[(String, &dyn Leaf)], metadata: &Metadata) -> Result<Vec<u8>> {
         let mut out = Vec::new();
@@ -427,6 +533,141 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(ours, theirs);
         }
+    }
+
+    /// Any dtype the format has, with a shape that fills whole bytes.
+    fn tensor() -> impl Strategy<Value = Tensor> {
+        use Dtype::*;
+        const DTYPES: [Dtype; 22] = [
+            BOOL,
+            F4,
+            F6_E2M3,
+            F6_E3M2,
+            U8,
+            I8,
+            F8_E5M2,
+            F8_E4M3,
+            F8_E8M0,
+            F8_E4M3FNUZ,
+            F8_E5M2FNUZ,
+            I16,
+            U16,
+            F16,
+            BF16,
+            I32,
+            U32,
+            F32,
+            C64,
+            F64,
+            I64,
+            U64,
+        ];
+        let dtype = prop::sample::select(DTYPES.to_vec());
+        (dtype, vec(0usize..4, 0..4)).prop_flat_map(|(dtype, mut shape)| {
+            if dtype.bitsize() % 8 != 0 {
+                shape.push(8);
+            }
+            let len = shape.iter().product::<usize>() * dtype.bitsize() / 8;
+            vec(any::<u8>(), len).prop_map(move |data| {
+                Tensor::new(dtype, shape.clone(), data).unwrap_or_else(|e| panic!("{e}"))
+            })
+        })
+    }
+
+    /// A map key: anything but the separators of the three styles, too short to be reserved.
+    const NAME: &str = "[^./:()\\[\\]]{1,8}";
+
+    fn official(
+        tensors: &BTreeMap<String, Tensor>,
+        metadata: &Metadata,
+    ) -> std::result::Result<Vec<u8>, safetensors::SafeTensorError> {
+        let info = (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
+        safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t.view())), info)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn saver_bytes_equal_the_official_writer(
+            tensors in btree_map(NAME, tensor(), 0..8),
+            entry in prop::option::of(("[ -~]{0,8}", "\\PC{0,8}")),
+        ) {
+            let metadata: Metadata = entry.into_iter().collect();
+            let ours = Saver::new().metadata(metadata.clone()).to_bytes(&tensors);
+            let theirs = official(&tensors, &metadata);
+            prop_assert_eq!(ours.ok(), theirs.ok());
+        }
+
+        /// With two or more metadata entries the official order varies from run to run; ours is
+        /// sorted, and otherwise the bytes are the same.
+        #[test]
+        fn sorted_metadata_is_the_only_difference(
+            tensors in btree_map(NAME, tensor(), 0..4),
+            metadata in btree_map("[ -~]{0,8}", "[ -~]{0,8}", 2..6),
+        ) {
+            let ours = Saver::new().metadata(metadata.clone()).to_bytes(&tensors)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let theirs = official(&tensors, &metadata).unwrap_or_else(|e| panic!("{e}"));
+            prop_assert_eq!(ours.len(), theirs.len());
+            let header_end = LEN_BYTES + u64::from_le_bytes(ours[..8].try_into().unwrap_or_default()) as usize;
+            prop_assert_eq!(&ours[..LEN_BYTES], &theirs[..LEN_BYTES]);
+            prop_assert_eq!(&ours[header_end..], &theirs[header_end..]);
+            let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(&b[LEN_BYTES..header_end]).ok();
+            prop_assert_eq!(json(&ours), json(&theirs));
+            let parsed = parse(&ours).unwrap_or_else(|e| panic!("{e}"));
+            prop_assert_eq!(parsed.metadata, metadata);
+        }
+    }
+
+    #[test]
+    fn shapes_a_reader_refuses_are_not_written() {
+        let huge = 1usize << 40;
+        let empty = Tensor::new(Dtype::F32, vec![0, huge, huge], Vec::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let tensors: Vec<(String, &dyn Leaf)> = vec![("w".into(), &empty)];
+        let mut out = Vec::new();
+        let err = write(&tensors, &Metadata::new(), &mut out).map_err(|e| e.to_string());
+        assert_eq!(
+            err,
+            Err(format!(
+                "`w` of shape [0, {huge}, {huge}] and dtype F32 is too large: the product of its dimensions overflows"
+            ))
+        );
+        assert!(out.is_empty());
+    }
+
+    /// A leaf whose `data_len` disagrees with its shape.
+    struct Lying;
+
+    impl Leaf for Lying {
+        fn dtype(&self) -> Dtype {
+            Dtype::I32
+        }
+
+        fn shape(&self) -> Cow<'_, [usize]> {
+            Cow::Borrowed(&[2])
+        }
+
+        fn data(&self) -> Cow<'_, [u8]> {
+            Cow::Borrowed(&[0; 4])
+        }
+
+        fn data_len(&self) -> usize {
+            4
+        }
+    }
+
+    #[test]
+    fn leaves_whose_length_lies_are_not_written() {
+        let tensors: Vec<(String, &dyn Leaf)> = vec![("w".into(), &Lying)];
+        let mut out = Vec::new();
+        let err = write(&tensors, &Metadata::new(), &mut out).map_err(|e| e.to_string());
+        assert_eq!(
+            err,
+            Err("`w` of shape [2] and dtype I32 holds 4 bytes instead of 8".to_owned())
+        );
+        assert!(out.is_empty());
     }
 
     #[test]
