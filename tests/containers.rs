@@ -23,18 +23,32 @@ fn every_dtype_and_rank_round_trips() {
     let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
     tensors.insert("f32".into(), Tensor::from_array(&array![[1.5f32, -2.0]]));
     tensors.insert("f64".into(), Tensor::from_array(&array![1e300f64]));
-    tensors.insert("f16".into(), Tensor::from_array(&array![f16::from_f32(0.5)]));
-    tensors.insert("bf16".into(), Tensor::from_array(&array![[[bf16::from_f32(-3.0)]]]));
+    tensors.insert(
+        "f16".into(),
+        Tensor::from_array(&array![f16::from_f32(0.5)]),
+    );
+    tensors.insert(
+        "bf16".into(),
+        Tensor::from_array(&array![[[bf16::from_f32(-3.0)]]]),
+    );
     tensors.insert("i8".into(), Tensor::from_array(&array![-1i8]));
     tensors.insert("i16".into(), Tensor::from_array(&array![-300i16]));
-    tensors.insert("i32".into(), Tensor::from_array(&Array0::from_elem((), 7i32)));
-    tensors.insert("i64".into(), Tensor::from_array(&array![i64::MIN, i64::MAX]));
+    tensors.insert(
+        "i32".into(),
+        Tensor::from_array(&Array0::from_elem((), 7i32)),
+    );
+    tensors.insert(
+        "i64".into(),
+        Tensor::from_array(&array![i64::MIN, i64::MAX]),
+    );
     tensors.insert("u8".into(), Tensor::from_array(&array![255u8]));
     tensors.insert("u16".into(), Tensor::from_array(&array![65535u16]));
     tensors.insert("u32".into(), Tensor::from_array(&array![u32::MAX]));
     tensors.insert("u64".into(), Tensor::from_array(&array![u64::MAX]));
     tensors.insert("bool".into(), Tensor::from_array(&array![true, false]));
-    let six = ArrayD::<f32>::from_shape_fn(IxDyn(&[1, 2, 1, 2, 1, 2]), |i| (0..6).map(|k| i[k]).sum::<usize>() as f32);
+    let six = ArrayD::<f32>::from_shape_fn(IxDyn(&[1, 2, 1, 2, 1, 2]), |i| {
+        (0..6).map(|k| i[k]).sum::<usize>() as f32
+    });
     tensors.insert("rank6".into(), Tensor::from_array(&six));
     let bytes = ok(tensors.to_bytes());
     assert_eq!(ok(BTreeMap::<String, Tensor>::from_bytes(&bytes)), tensors);
@@ -52,7 +66,10 @@ fn scalars_are_zero_d_tensors() {
     let counter = tree.tensor("counter").unwrap_or_else(|| panic!("counter"));
     assert_eq!(counter.shape(), &[] as &[usize]);
     assert_eq!(counter.dtype(), safejax::Dtype::I32);
-    assert_eq!(ok(BTreeMap::<String, i32>::from_bytes(&bytes))["counter"], 7);
+    assert_eq!(
+        ok(BTreeMap::<String, i32>::from_bytes(&bytes))["counter"],
+        7
+    );
     let err = report(BTreeMap::<String, f32>::from_bytes(&bytes).unwrap_err());
     assert_eq!(err.dtype_mismatches[0].key, "counter");
     let _ = values.1;
@@ -93,8 +110,17 @@ fn maps_load_the_entries_the_file_has_and_refuse_ambiguous_names() {
     heads.insert("query".into(), Array2::zeros((2, 2)));
     heads.insert("key".into(), Array2::ones((2, 2)));
     let bytes = ok(heads.to_bytes());
-    assert_eq!(ok(HashMap::<String, Array2<f32>>::from_bytes(&bytes)), heads);
-    assert_eq!(ok(heads.keys_in(Style::Objax)), ["(ModuleDict)[key]::TrainVar", "(ModuleDict)[query]::TrainVar"]);
+    assert_eq!(
+        ok(HashMap::<String, Array2<f32>>::from_bytes(&bytes)),
+        heads
+    );
+    assert_eq!(
+        ok(heads.keys_in(Style::Objax)),
+        [
+            "(ModuleDict)[key]::TrainVar",
+            "(ModuleDict)[query]::TrainVar"
+        ]
+    );
 
     let mut bad = BTreeMap::new();
     bad.insert("a.b".to_owned(), array![1.0f32]);
@@ -125,11 +151,19 @@ fn save_refuses_keys_produced_twice() {
     std::fs::write(&path, b"previous").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(pair.save(&path).unwrap_err().to_string(), expected);
     assert_eq!(std::fs::read(&path).unwrap_or_default(), b"previous");
-    assert_eq!(std::fs::read_dir(dir.path()).map(Iterator::count).unwrap_or(0), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path())
+            .map(Iterator::count)
+            .unwrap_or(0),
+        1
+    );
 }
 
 /// Two roots side by side, as a struct with two flattened maps would be.
-struct Pair(BTreeMap<String, Vec<Array1<f32>>>, BTreeMap<String, Array1<f32>>);
+struct Pair(
+    BTreeMap<String, Vec<Array1<f32>>>,
+    BTreeMap<String, Array1<f32>>,
+);
 
 impl SafeParams for Pair {
     fn visit<'a>(&'a self, path: &mut safejax::KeyPath, visitor: &mut dyn safejax::Visitor<'a>) {
@@ -179,7 +213,11 @@ fn load_into_checks_everything_then_assigns() {
     let shared = Arc::new(Array2::<f32>::zeros((1, 2)));
     let mut arcs = vec![shared.clone(), Arc::new(Array2::zeros((1, 2)))];
     let err = report(arcs.load_into(&path).unwrap_err());
-    assert!(err.invalid[0].reason.contains("shared `Arc`"), "{:?}", err.invalid);
+    assert!(
+        err.invalid[0].reason.contains("shared `Arc`"),
+        "{:?}",
+        err.invalid
+    );
 }
 
 #[test]
@@ -188,12 +226,27 @@ fn dtype_conversion_is_explicit_and_floats_only() {
     let bytes = ok(halfs.to_bytes());
     let err = report(Vec::<Array1<f32>>::from_bytes(&bytes).unwrap_err());
     assert_eq!(err.dtype_mismatches.len(), 1);
-    assert_eq!(err.to_string(), "the file does not fit: 1 dtype mismatch\ndtype mismatches:\n  0: expected F32, found F16");
-    let loaded = ok(Loader::new().convert_floats().from_bytes::<Vec<Array1<f32>>>(&bytes));
+    assert_eq!(
+        err.to_string(),
+        "the file does not fit: 1 dtype mismatch\ndtype mismatches:\n  0: expected F32, found F16"
+    );
+    let loaded = ok(Loader::new()
+        .convert_floats()
+        .from_bytes::<Vec<Array1<f32>>>(&bytes));
     assert_eq!(loaded.value, vec![array![1.5f32, -0.25]]);
     let ints = ok(vec![array![1i32]].to_bytes());
-    assert!(Loader::new().convert_floats().from_bytes::<Vec<Array1<i64>>>(&ints).is_err());
-    assert!(Loader::new().convert_floats().from_bytes::<Vec<Array1<f32>>>(&ints).is_err());
+    assert!(
+        Loader::new()
+            .convert_floats()
+            .from_bytes::<Vec<Array1<i64>>>(&ints)
+            .is_err()
+    );
+    assert!(
+        Loader::new()
+            .convert_floats()
+            .from_bytes::<Vec<Array1<f32>>>(&ints)
+            .is_err()
+    );
 }
 
 #[test]
@@ -203,13 +256,19 @@ fn bool_tensors_accept_only_zero_and_one() {
     bytes[last] = 2;
     let err = report(Vec::<Array1<bool>>::from_bytes(&bytes).unwrap_err());
     assert_eq!(err.invalid[0].key, "0");
-    assert!(err.invalid[0].reason.contains("byte 2"), "{:?}", err.invalid);
+    assert!(
+        err.invalid[0].reason.contains("byte 2"),
+        "{:?}",
+        err.invalid
+    );
 }
 
 #[test]
 fn metadata_round_trips_in_stable_order() {
     let value = vec![array![1u8, 2, 3]];
-    let metadata: safejax::Metadata = (0..10).map(|i| (format!("k{i}"), format!("v{i}"))).collect();
+    let metadata: safejax::Metadata = (0..10)
+        .map(|i| (format!("k{i}"), format!("v{i}")))
+        .collect();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("meta.safetensors");
     ok(value.save_with_metadata(&path, &metadata));
@@ -221,12 +280,20 @@ fn metadata_round_trips_in_stable_order() {
 
 #[test]
 fn memory_mapped_loads_equal_read_loads() {
-    let value = vec![Array2::<f32>::from_shape_fn((64, 64), |(i, j)| (i * 64 + j) as f32)];
+    let value = vec![Array2::<f32>::from_shape_fn((64, 64), |(i, j)| {
+        (i * 64 + j) as f32
+    })];
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("m.safetensors");
     ok(value.save(&path));
     let mapped = ok(Loader::new().memory_map().load::<Vec<Array2<f32>>>(&path));
     assert_eq!(mapped.value, value);
-    let err = Loader::new().load::<Vec<Array2<f32>>>(dir.path().join("absent")).unwrap_err().to_string();
-    assert!(err.starts_with("cannot read `") && err.contains("absent"), "{err}");
+    let err = Loader::new()
+        .load::<Vec<Array2<f32>>>(dir.path().join("absent"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("cannot read `") && err.contains("absent"),
+        "{err}"
+    );
 }

@@ -56,7 +56,7 @@ pub fn read_field_or_default<T: SafeParams + Default>(
     reader: &mut Reader<'_>,
 ) -> Option<T> {
     let saved = path.enter_field(field);
-    let value = reader.optional(|r| T::read(path, r));
+    let value = reader.optional(path, T::read);
     path.leave_field(saved);
     value.into_option().map(Option::unwrap_or_default)
 }

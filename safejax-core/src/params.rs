@@ -244,7 +244,7 @@ impl<T: SafeParams> SafeParams for Vec<T> {
         let mut failed = false;
         for i in 0.. {
             path.push_index(i);
-            let item = reader.optional(|r| T::read(path, r));
+            let item = reader.optional(path, T::read);
             path.pop();
             match item {
                 Presence::Present(item) => items.push(item),
@@ -293,7 +293,7 @@ impl<T: SafeParams> SafeParams for Option<T> {
 
     /// `None` when no key of the inner value is in the file; an error when only some are.
     fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
-        reader.optional(|r| T::read(path, r)).into_option()
+        reader.optional(path, T::read).into_option()
     }
 }
 
@@ -391,7 +391,7 @@ fn read_entries<T: SafeParams>(
     let mut failed = false;
     for name in reader.child_names(path) {
         path.push_key(name.as_str());
-        let value = reader.optional(|r| T::read(path, r));
+        let value = reader.optional(path, T::read);
         path.pop();
         match value {
             Presence::Present(value) => entries.push((name, value)),

@@ -80,6 +80,9 @@ pub struct Reader<'d> {
     style: Style,
     policy: DtypePolicy,
     parts: Vec<Part<'d>>,
+    /// Every key, and for Flax and Haiku its part after the first `.`, sorted: what
+    /// [`Reader::any_under`] searches.
+    prefixes: Vec<String>,
     report: LoadReport,
     hits: usize,
 }
@@ -109,11 +112,22 @@ impl<'d> Reader<'d> {
                     index,
                 }
             })
-            .collect();
+            .collect::<Vec<Part<'d>>>();
+        let mut prefixes = Vec::new();
+        for name in parts.iter().flat_map(|p| &p.names) {
+            prefixes.push(name.clone());
+            if style != Style::Objax
+                && let Some((_, rest)) = name.split_once('.')
+            {
+                prefixes.push(rest.to_owned());
+            }
+        }
+        prefixes.sort_unstable();
         Reader {
             style,
             policy,
             parts,
+            prefixes,
             report: LoadReport::default(),
             hits: 0,
         }
@@ -197,13 +211,33 @@ impl<'d> Reader<'d> {
         self.report.record(key, problem);
     }
 
-    /// Reads something that may be wholly absent: [`Presence::Absent`] when not one of its keys
-    /// is in the file (its "missing" reports are dropped). When at least one is, the read counts
-    /// as usual, so that partial presence is an error.
-    pub fn optional<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Presence<T> {
+    /// Whether any key of the files could belong to the value at `path`. A cheap necessary
+    /// condition (a sorted search), so that reading a possibly absent value (and a recursive
+    /// type's absent child) stops without descending.
+    pub fn any_under(&self, path: &KeyPath) -> bool {
+        let prefix = self.style.prefix(path);
+        let at = self
+            .prefixes
+            .partition_point(|k| k.as_str() < prefix.as_str());
+        self.prefixes
+            .get(at)
+            .is_some_and(|k| k.starts_with(&prefix))
+    }
+
+    /// Reads the value at `path`, which may be wholly absent: [`Presence::Absent`] when not one
+    /// of its keys is in the file (its "missing" reports are dropped). When at least one is, the
+    /// read counts as usual, so that partial presence is an error.
+    pub fn optional<T>(
+        &mut self,
+        path: &mut KeyPath,
+        read: impl FnOnce(&mut KeyPath, &mut Self) -> Option<T>,
+    ) -> Presence<T> {
+        if !self.any_under(path) {
+            return Presence::Absent;
+        }
         let hits = self.hits;
         let lengths = self.report.lengths();
-        let value = read(self);
+        let value = read(path, self);
         if self.hits == hits {
             self.report.truncate(lengths);
             return Presence::Absent;

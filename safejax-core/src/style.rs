@@ -67,13 +67,26 @@ impl Style {
                     out.push_str(collection);
                     out.push('.');
                 }
-                self.render_dotted(path.segments(), &mut out);
+                self.render_steps(path.segments(), &mut out, false);
             }
             Style::Objax => {
                 render_objax(path, &mut out);
                 out.push_str("::");
                 out.push_str(path.collection().unwrap_or(OBJAX_DEFAULT_KIND));
             }
+        }
+        out
+    }
+
+    /// What every key under `path` starts with, leaving out the collection: the text a file key
+    /// (or, for Flax and Haiku, its part after the collection) must begin with to belong to the
+    /// value at `path`. Every step counts as a module, so Haiku joins even the last with its
+    /// separator.
+    pub(crate) fn prefix(self, path: &KeyPath) -> String {
+        let mut out = String::new();
+        match self {
+            Style::Objax => render_objax(path, &mut out),
+            _ => self.render_steps(path.segments(), &mut out, true),
         }
         out
     }
@@ -98,14 +111,16 @@ impl Style {
         }
     }
 
-    fn render_dotted(self, segments: &[Segment], out: &mut String) {
+    /// Joins the steps; unless `all_modules`, the last step that is not a list element is the
+    /// parameter name, joined with `.` in Haiku.
+    fn render_steps(self, segments: &[Segment], out: &mut String, all_modules: bool) {
         let start = out.len();
         for (i, segment) in segments.iter().enumerate() {
             if segment.is_element() && out.len() > start {
                 out.push('_');
             } else if out.len() > start {
                 // The parameter name is the last step that is not a list element.
-                let leaf = !segments[i + 1..].iter().any(|s| !s.is_element());
+                let leaf = !all_modules && !segments[i + 1..].iter().any(|s| !s.is_element());
                 out.push_str(match self {
                     Style::Haiku if !leaf => segment.sep.as_str(),
                     _ => ".",

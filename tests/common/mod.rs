@@ -34,7 +34,10 @@ pub const FIXTURES: [&str; 4] = ["flax_mlp", "haiku_bn", "haiku_mlp", "objax_mlp
 
 /// Hex sha256 of bytes.
 pub fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The manifest's dtype name for a safetensors dtype.
@@ -56,7 +59,11 @@ pub fn numpy_dtype(dtype: safejax::Dtype) -> &'static str {
 pub fn assert_matches_manifest(entry: &Value, key: &str, tensor: &safejax::Tensor) {
     let want = &entry["tensors"][key];
     assert!(!want.is_null(), "key `{key}` is not in the manifest");
-    assert_eq!(want["dtype"], numpy_dtype(tensor.dtype()), "dtype of `{key}`");
+    assert_eq!(
+        want["dtype"],
+        numpy_dtype(tensor.dtype()),
+        "dtype of `{key}`"
+    );
     let shape: Vec<usize> = want["shape"]
         .as_array()
         .unwrap_or_else(|| panic!("shape of `{key}`"))

@@ -1,0 +1,294 @@
+//! Strict loads with one complete report, and each leniency asked for by name, on derived
+//! structs and the Python-made fixtures.
+
+mod common;
+
+use common::fixture;
+use half::bf16;
+use ndarray::{Array1, Array2};
+use safejax::{DtypePolicy, Error, LoadReport, Loader, SafeParams, Style};
+
+#[derive(SafeParams, Debug, PartialEq, Clone)]
+struct Dense {
+    kernel: Array2<f32>,
+    bias: Array1<f32>,
+}
+
+#[derive(SafeParams, Debug, PartialEq, Clone)]
+#[safejax(style = "flax", collection = "params")]
+struct Mlp {
+    #[safejax(rename = "Dense_0")]
+    hidden: Dense,
+    #[safejax(rename = "Dense_1")]
+    out: Dense,
+}
+
+fn report(err: Error) -> LoadReport {
+    match err {
+        Error::Load(report) => *report,
+        other => panic!("expected a load report, got: {other}"),
+    }
+}
+
+#[derive(SafeParams, Debug)]
+struct WrongDense {
+    kernel: Array1<f32>,
+    bias: Array1<f64>,
+}
+
+#[derive(SafeParams, Debug)]
+#[safejax(style = "flax", collection = "params")]
+struct Wrong {
+    #[safejax(rename = "Dense_0")]
+    hidden: WrongDense,
+    #[safejax(rename = "Dense1")]
+    out: Dense,
+    #[safejax(rename = "Dense_2")]
+    extra: Dense,
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let err = Wrong::load(fixture("flax_mlp")).unwrap_err();
+    let text = err.to_string();
+    let report = report(err);
+    assert_eq!(
+        report.missing,
+        [
+            "params.Dense1.kernel",
+            "params.Dense1.bias",
+            "params.Dense_2.kernel",
+            "params.Dense_2.bias"
+        ]
+    );
+    assert_eq!(
+        report.unexpected,
+        ["params.Dense_1.bias", "params.Dense_1.kernel"]
+    );
+    assert_eq!(report.shape_mismatches.len(), 1);
+    assert_eq!(report.shape_mismatches[0].key, "params.Dense_0.kernel");
+    assert_eq!(report.shape_mismatches[0].found, [8, 16]);
+    assert_eq!(report.dtype_mismatches.len(), 1);
+    assert_eq!(report.dtype_mismatches[0].key, "params.Dense_0.bias");
+    assert_eq!(report.len(), 8);
+    assert_eq!(
+        text,
+        "the file does not fit: 4 missing keys, 2 unexpected keys, 1 shape mismatch, 1 dtype mismatch
+missing (needed, not in the file):
+  params.Dense1.kernel (did you mean `params.Dense_1.kernel`?)
+  params.Dense1.bias (did you mean `params.Dense_1.bias`?)
+  params.Dense_2.kernel (did you mean `params.Dense_1.kernel`?)
+  params.Dense_2.bias (did you mean `params.Dense_1.bias`?)
+unexpected (in the file, not read):
+  params.Dense_1.bias
+  params.Dense_1.kernel
+shape mismatches:
+  params.Dense_0.kernel: expected rank 1, found [8, 16]
+dtype mismatches:
+  params.Dense_0.bias: expected F64, found F32"
+    );
+}
+
+#[test]
+fn unexpected_keys_are_ignored_only_when_asked_and_then_listed() {
+    #[derive(SafeParams, Debug)]
+    #[safejax(style = "flax", collection = "params")]
+    struct First {
+        #[safejax(rename = "Dense_0")]
+        hidden: Dense,
+    }
+    let err = report(First::load(fixture("flax_mlp")).unwrap_err());
+    assert_eq!(
+        err.unexpected,
+        ["params.Dense_1.bias", "params.Dense_1.kernel"]
+    );
+    let loaded = Loader::new()
+        .allow_unexpected()
+        .load::<First>(fixture("flax_mlp"));
+    let loaded = loaded.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        loaded.ignored,
+        ["params.Dense_1.bias", "params.Dense_1.kernel"]
+    );
+    assert_eq!(loaded.value.hidden.kernel.shape(), [8, 16]);
+}
+
+#[test]
+fn default_and_option_fields_may_be_wholly_absent_but_not_partly() {
+    #[derive(SafeParams, Debug, Default, PartialEq)]
+    struct Head {
+        kernel: Array2<f32>,
+        bias: Array1<f32>,
+    }
+    #[derive(SafeParams, Debug)]
+    #[safejax(style = "flax", collection = "params")]
+    struct WithExtras {
+        #[safejax(rename = "Dense_0")]
+        hidden: Dense,
+        #[safejax(rename = "Dense_1")]
+        out: Dense,
+        #[safejax(default)]
+        head: Head,
+        aux: Option<Dense>,
+    }
+    let model = WithExtras::load(fixture("flax_mlp")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(model.head, Head::default());
+    assert!(model.aux.is_none());
+
+    // Partly present: only `aux.kernel` is in the file.
+    let mut partial =
+        safejax::flax::deserialize_file(fixture("flax_mlp")).unwrap_or_else(|e| panic!("{e}"));
+    let kernel = partial
+        .tensor("params.Dense_0.kernel")
+        .cloned()
+        .unwrap_or_else(|| panic!("kernel"));
+    let mut aux = safejax::Tree::new();
+    aux.insert("kernel", kernel);
+    if let Some(safejax::Node::Tree(params)) = partial.get_mut("params") {
+        params.insert("aux", aux);
+    }
+    let bytes = safejax::flax::serialize(&partial, None).unwrap_or_else(|e| panic!("{e}"));
+    let err = report(WithExtras::from_bytes(&bytes).unwrap_err());
+    assert_eq!(err.missing, ["params.aux.bias"]);
+}
+
+#[test]
+fn load_into_keeps_current_values_only_when_asked() {
+    let original = Mlp::load(fixture("flax_mlp")).unwrap_or_else(|e| panic!("{e}"));
+    #[derive(SafeParams, Debug, Clone, PartialEq)]
+    #[safejax(style = "flax", collection = "params")]
+    struct Bigger {
+        #[safejax(rename = "Dense_0")]
+        hidden: Dense,
+        #[safejax(rename = "Dense_1")]
+        out: Dense,
+        #[safejax(rename = "Dense_2")]
+        extra: Dense,
+    }
+    let zeros = |d: &Dense| Dense {
+        kernel: Array2::zeros(d.kernel.raw_dim()),
+        bias: Array1::zeros(d.bias.raw_dim()),
+    };
+    let fresh = Bigger {
+        hidden: zeros(&original.hidden),
+        out: zeros(&original.out),
+        extra: zeros(&original.out),
+    };
+    let mut strict = fresh.clone();
+    let err = report(strict.load_into(fixture("flax_mlp")).unwrap_err());
+    assert_eq!(
+        err.missing,
+        ["params.Dense_2.kernel", "params.Dense_2.bias"]
+    );
+    assert_eq!(strict, fresh, "a failed load_into changes nothing");
+
+    let mut lenient = fresh.clone();
+    Loader::new()
+        .allow_missing()
+        .load_into(&mut lenient, fixture("flax_mlp"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(lenient.hidden, original.hidden);
+    assert_eq!(lenient.out, original.out);
+    assert_eq!(lenient.extra, fresh.extra);
+
+    // The shape of an existing array is part of the contract of load_into.
+    let mut narrow = original.clone();
+    narrow.out.bias = Array1::zeros(3);
+    let err = report(narrow.load_into(fixture("flax_mlp")).unwrap_err());
+    assert_eq!(err.shape_mismatches[0].key, "params.Dense_1.bias");
+    assert_eq!(
+        err.to_string().lines().last(),
+        Some("  params.Dense_1.bias: expected shape [3], found [4]")
+    );
+}
+
+#[test]
+fn float_dtypes_convert_only_under_the_explicit_policy() {
+    #[derive(SafeParams, Debug)]
+    struct DenseBf16 {
+        kernel: Array2<bf16>,
+        bias: Array1<bf16>,
+    }
+    #[derive(SafeParams, Debug)]
+    #[safejax(style = "flax", collection = "params")]
+    struct MlpBf16 {
+        #[safejax(rename = "Dense_0")]
+        hidden: DenseBf16,
+        #[safejax(rename = "Dense_1")]
+        out: DenseBf16,
+    }
+    let err = report(MlpBf16::load(fixture("flax_mlp")).unwrap_err());
+    assert_eq!(err.dtype_mismatches.len(), 4);
+    let loaded = Loader::new()
+        .dtype_policy(DtypePolicy::ConvertFloats)
+        .load::<MlpBf16>(fixture("flax_mlp"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let original = Mlp::load(fixture("flax_mlp")).unwrap_or_else(|e| panic!("{e}"));
+    let back = loaded.value.hidden.kernel.mapv(f32::from);
+    let worst = (&back - &original.hidden.kernel)
+        .iter()
+        .fold(0.0f32, |m, x| m.max(x.abs()));
+    assert!(
+        worst <= 2f32.powi(-8),
+        "bf16 keeps 8 significant bits: {worst}"
+    );
+}
+
+#[test]
+fn the_same_struct_reads_keys_of_another_style_only_when_told() {
+    let flax = Mlp::load(fixture("flax_mlp")).unwrap_or_else(|e| panic!("{e}"));
+    let objax = safejax::Saver::new()
+        .style(Style::Objax)
+        .to_bytes(&flax)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(Mlp::from_bytes(&objax).is_err());
+    let back = Loader::new()
+        .style(Style::Objax)
+        .from_bytes::<Mlp>(&objax)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.value, flax);
+}
+
+#[test]
+fn recursive_types_read_back_and_stop_at_absent_children() {
+    #[derive(SafeParams, Debug, PartialEq)]
+    #[safejax(style = "haiku")]
+    struct Node {
+        w: Array1<f32>,
+        children: Vec<Node>,
+        next: Option<Box<Node>>,
+    }
+    let leaf = |x: f32| Node {
+        w: Array1::from_elem(1, x),
+        children: vec![],
+        next: None,
+    };
+    let tree = Node {
+        w: Array1::from_elem(2, 0.5),
+        children: vec![
+            leaf(1.0),
+            Node {
+                w: Array1::zeros(1),
+                children: vec![leaf(2.0)],
+                next: Some(Box::new(leaf(3.0))),
+            },
+        ],
+        next: None,
+    };
+    let keys = tree.keys().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        keys,
+        [
+            "children_0.w",
+            "children_1.w",
+            "children_1/~/children_0.w",
+            "children_1/~/next.w",
+            "w"
+        ]
+    );
+    let bytes = tree.to_bytes().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        Node::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}")),
+        tree
+    );
+}
