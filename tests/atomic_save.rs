@@ -1,0 +1,341 @@
+//! Saves are atomic: a save that fails midway leaves the previous file as it was and no
+//! temporary file behind, and a value that cannot be written is refused before any file is
+//! touched.
+//!
+//! Tests run as root, where permissions prove nothing, so the failing save runs in a child
+//! process (this test binary again) whose file size limit (`RLIMIT_FSIZE`) is far below the
+//! model's size: its writes fail with `EFBIG` halfway through.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ndarray::{Array1, array};
+use safejax::{Error, SafeParams, Saver, Tensor, Tree, flax, haiku};
+
+/// Set (to the file to save) in the child process of [`interrupted_save_keeps_the_old_file`].
+const CHILD_TARGET: &str = "SAFEJAX_TEST_INTERRUPTED_SAVE_TARGET";
+/// What the child prints when its save failed as it should.
+const CHILD_MARKER: &str = "interrupted save failed with: ";
+/// The child's file size limit, in the 1024-byte blocks of bash's `ulimit -f`.
+const LIMIT_BLOCKS: usize = 64;
+
+fn old_model() -> Vec<Array1<f32>> {
+    vec![array![1.0f32, 2.0, 3.0], array![4.0f32]]
+}
+
+/// 4 MiB of parameters, 64 times the child's file size limit.
+fn big_model() -> Vec<Array1<f32>> {
+    vec![Array1::from_elem(1 << 20, 0.5f32)]
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn inode(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .ino()
+}
+
+/// The names of the entries of `dir`, sorted, hidden ones included.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|entry| {
+            entry
+                .unwrap_or_else(|e| panic!("{e}"))
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// A directory holding `model.safetensors` written from [`old_model`].
+fn dir_with_old_file() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+    let dir = temp_dir();
+    let path = dir.path().join("model.safetensors");
+    old_model().save(&path).unwrap_or_else(|e| panic!("{e}"));
+    let bytes = read(&path);
+    assert_eq!(
+        bytes,
+        old_model().to_bytes().unwrap_or_else(|e| panic!("{e}"))
+    );
+    (dir, path, bytes)
+}
+
+#[test]
+fn interrupted_save_keeps_the_old_file() {
+    let (dir, path, old_bytes) = dir_with_old_file();
+    let old_inode = inode(&path);
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    // `trap "" XFSZ` makes the limit an error (EFBIG) instead of a signal that kills the child;
+    // an ignored signal stays ignored across `exec`.
+    let script = format!(r#"ulimit -f {LIMIT_BLOCKS} && trap "" XFSZ && exec "$0" "$@""#);
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg(exe)
+        .args([
+            "child_save_under_a_file_size_limit",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_TARGET, &path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the child: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains(CHILD_MARKER),
+        "child failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert_eq!(read(&path), old_bytes, "the old file changed");
+    assert_eq!(inode(&path), old_inode, "the old file was replaced");
+    assert_eq!(entries(dir.path()), ["model.safetensors"]);
+}
+
+/// The child half of [`interrupted_save_keeps_the_old_file`]; does nothing in a normal run.
+#[test]
+fn child_save_under_a_file_size_limit() {
+    let Some(target) = std::env::var_os(CHILD_TARGET) else {
+        return;
+    };
+    let path = PathBuf::from(target);
+    let Err(err) = big_model().save(&path) else {
+        panic!("a save of 4 MiB succeeded under a limit of {LIMIT_BLOCKS} KiB");
+    };
+    let text = err.to_string();
+    let Error::Io {
+        action,
+        path: failed,
+        source,
+    } = &err
+    else {
+        panic!("not an I/O error: {text}");
+    };
+    assert_eq!(*action, "write", "{text}");
+    assert_eq!(source.raw_os_error(), Some(27), "not EFBIG: {text}");
+    // The write failed on the temporary sibling, which the error names.
+    let dir = path.parent().unwrap_or_else(|| panic!("no parent"));
+    assert_eq!(failed.parent(), Some(dir), "{text}");
+    assert!(text.contains(&dir.display().to_string()), "{text}");
+    assert!(text.contains("model.safetensors"), "{text}");
+    println!("{CHILD_MARKER}{text}");
+}
+
+/// A writer that takes `left` bytes, then fails.
+struct FailAfter {
+    left: usize,
+    taken: Vec<u8>,
+}
+
+impl Write for FailAfter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Err(io::Error::other("device full"));
+        }
+        let n = buf.len().min(self.left);
+        self.taken.extend_from_slice(&buf[..n]);
+        self.left -= n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_writer_is_a_write_error() {
+    let model = old_model();
+    let bytes = model.to_bytes().unwrap_or_else(|e| panic!("{e}"));
+    let header_end = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default()) as usize;
+    for left in [
+        0,
+        1,
+        8,
+        header_end - 1,
+        header_end,
+        header_end + 5,
+        bytes.len() - 1,
+    ] {
+        let mut writer = FailAfter {
+            left,
+            taken: Vec::new(),
+        };
+        let result = Saver::new().to_writer(&model, &mut writer);
+        let Err(err @ Error::Write(_)) = result else {
+            panic!("failing after {left} bytes: {result:?}");
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot write safetensors data: device full"
+        );
+        assert_eq!(writer.taken, bytes[..left]);
+    }
+    let mut writer = FailAfter {
+        left: bytes.len(),
+        taken: Vec::new(),
+    };
+    assert!(Saver::new().to_writer(&model, &mut writer).is_ok());
+    assert_eq!(writer.taken, bytes);
+}
+
+#[test]
+fn a_writer_failing_on_flush_is_a_write_error() {
+    struct FailFlush(Vec<u8>);
+
+    impl Write for FailFlush {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.write(buf)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::Error::other("flush refused"))
+        }
+    }
+
+    let result = Saver::new().to_writer(&old_model(), FailFlush(Vec::new()));
+    assert!(
+        matches!(&result, Err(Error::Write(e)) if e.to_string() == "flush refused"),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn saving_over_a_file_writes_what_to_bytes_gives() {
+    let (dir, path, _) = dir_with_old_file();
+    let new = vec![
+        Array1::from_elem(100, 9.0f32),
+        array![8.0f32],
+        array![7.0f32, 6.0],
+    ];
+    new.save(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        read(&path),
+        new.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+    );
+    assert_eq!(entries(dir.path()), ["model.safetensors"]);
+    assert_eq!(
+        Vec::<Array1<f32>>::load(&path).unwrap_or_else(|e| panic!("{e}")),
+        new
+    );
+    // The tree API saves atomically as well.
+    let tree = flax::deserialize(&read(&path)).unwrap_or_else(|e| panic!("{e}"));
+    let again = dir.path().join("tree.safetensors");
+    std::fs::write(&again, b"old").unwrap_or_else(|e| panic!("{e}"));
+    flax::serialize_to_file(&tree, &again, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read(&again), read(&path));
+    assert_eq!(
+        entries(dir.path()),
+        ["model.safetensors", "tree.safetensors"]
+    );
+}
+
+/// Map entries `a` -> `b_c` and `a_b` -> `c` both render `a_b_c` in Flax.
+fn colliding_maps() -> BTreeMap<String, BTreeMap<String, Array1<f32>>> {
+    let inner = |name: &str| BTreeMap::from([(name.to_owned(), array![1.0f32])]);
+    BTreeMap::from([
+        ("a".to_owned(), inner("b_c")),
+        ("a_b".to_owned(), inner("c")),
+    ])
+}
+
+fn tree_with(name: &str) -> Tree {
+    let mut inner = Tree::new();
+    inner.insert(name, Tensor::from_array(&array![1.0f32]));
+    let mut root = Tree::new();
+    root.insert(name, inner);
+    root
+}
+
+/// Every save that is refused, with the start of its error.
+fn refused_saves(path: &Path) -> Vec<(&'static str, safejax::Result<()>, &'static str)> {
+    let reserved = BTreeMap::from([("__metadata__".to_owned(), array![1u8])]);
+    let dotted = BTreeMap::from([("a.b".to_owned(), array![1u8])]);
+    let mut reserved_tree = Tree::new();
+    reserved_tree.insert("__metadata__", Tensor::from_array(&array![1u8]));
+    vec![
+        (
+            "two map entries rendering one key",
+            colliding_maps().save(path),
+            "key `a_b_c` is produced twice",
+        ),
+        (
+            "a map entry named __metadata__",
+            reserved.save(path),
+            "key `__metadata__` is reserved",
+        ),
+        (
+            "a map key with a separator",
+            dotted.save(path),
+            "`` has map key `a.b` that contains `.`",
+        ),
+        (
+            "a tree name with `.`",
+            flax::serialize_to_file(&tree_with("x.y"), path, None),
+            "`` has entry `x.y`",
+        ),
+        (
+            "a tree entry named __metadata__",
+            haiku::serialize_to_file(&reserved_tree, path, None),
+            "key `__metadata__` is reserved",
+        ),
+    ]
+}
+
+#[test]
+fn refused_saves_create_no_file() {
+    let dir = temp_dir();
+    let path = dir.path().join("model.safetensors");
+    for (what, result, expected) in refused_saves(&path) {
+        let text = result.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.starts_with(expected), "{what}: `{text}`");
+        assert_eq!(entries(dir.path()), [""; 0], "{what}");
+    }
+}
+
+#[test]
+fn refused_saves_leave_an_existing_file_untouched() {
+    let (dir, path, old_bytes) = dir_with_old_file();
+    let old_inode = inode(&path);
+    for (what, result, expected) in refused_saves(&path) {
+        let text = result.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.starts_with(expected), "{what}: `{text}`");
+        assert_eq!(read(&path), old_bytes, "{what}");
+        assert_eq!(inode(&path), old_inode, "{what}");
+        assert_eq!(entries(dir.path()), ["model.safetensors"], "{what}");
+    }
+}
+
+#[test]
+fn a_save_into_a_missing_directory_names_it() {
+    let dir = temp_dir();
+    let missing = dir.path().join("missing");
+    let err = old_model()
+        .save(missing.join("model.safetensors"))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.starts_with(&format!(
+            "cannot create a temporary file in `{}`",
+            missing.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(entries(dir.path()), [""; 0]);
+}
