@@ -67,9 +67,13 @@
 //! | `heads: BTreeMap<String, Head>` | `heads_<key>` | `.heads(ModuleDict)[<key>](Head)` |
 //! | `struct Layers(A, B);` (unrenamed fields) | `layers_0`, `layers_1` | `[0](A)`, `[1](B)` |
 //!
-//! A list loads as many elements as the file has consecutive indices from 0; a map loads the
-//! entries the file has. Map keys must be non-empty and free of `.`, `/`, `::`, `(`, `)`, `[`
-//! and `]`, checked when saving and loading, as renames are at compile time.
+//! A list loads as many elements as the file has consecutive indices from 0, so an element
+//! holding no tensors is refused on save when a later one holds some, and trailing ones are not
+//! stored. A map loads the entries the file has. Map keys must be non-empty and free of `.`, `/`,
+//! `::`, `(`, `)`, `[` and `]`, checked when saving and loading, as renames are at compile time.
+//! Flax and Haiku join an entry to its map with `_`, as Flax names the modules of a dict
+//! attribute; for a map inside a map that is ambiguous (`a_b_c` is `a` → `b_c` or `a_b` → `c`),
+//! and the shortest outer name that reads wins. Objax's brackets are never ambiguous.
 //!
 //! # Attributes of `#[derive(SafeParams)]`
 //!

@@ -297,3 +297,65 @@ fn memory_mapped_loads_equal_read_loads() {
         "{err}"
     );
 }
+
+#[test]
+fn maps_of_lists_and_of_maps_round_trip_in_every_style() {
+    let mut lists: BTreeMap<String, Vec<Array1<f32>>> = BTreeMap::new();
+    lists.insert("x".into(), vec![array![1.0f32], array![2.0f32]]);
+    lists.insert("x_0".into(), vec![array![3.0f32]]);
+    lists.insert("y_z".into(), vec![array![4.0f32]]);
+    let mut nested: BTreeMap<String, BTreeMap<String, Array1<f32>>> = BTreeMap::new();
+    nested.insert(
+        "a".into(),
+        BTreeMap::from([("b_c".to_owned(), array![5.0f32])]),
+    );
+    nested.insert(
+        "d".into(),
+        BTreeMap::from([("e".to_owned(), array![6.0f32])]),
+    );
+    for style in Style::ALL {
+        let bytes = ok(Saver::new().style(style).to_bytes(&lists));
+        let back = ok(Loader::new()
+            .style(style)
+            .from_bytes::<BTreeMap<String, Vec<Array1<f32>>>>(&bytes));
+        assert_eq!(back.value, lists, "{style}");
+        let bytes = ok(Saver::new().style(style).to_bytes(&nested));
+        let back = ok(Loader::new()
+            .style(style)
+            .from_bytes::<BTreeMap<String, BTreeMap<String, Array1<f32>>>>(&bytes));
+        assert_eq!(back.value, nested, "{style}");
+    }
+    assert_eq!(ok(SafeParams::keys(&nested)), ["a_b_c", "d_e"]);
+
+    // Flax names a dict entry `<map>_<key>`, so `d_e_f` may be `d` -> `e_f` or `d_e` -> `f`: the
+    // shortest outer name that reads wins. Objax brackets keep the two apart.
+    let ambiguous = BTreeMap::from([(
+        "d_e".to_owned(),
+        BTreeMap::from([("f".to_owned(), array![6.0f32])]),
+    )]);
+    let bytes = ok(ambiguous.to_bytes());
+    let back = ok(BTreeMap::<String, BTreeMap<String, Array1<f32>>>::from_bytes(&bytes));
+    assert_eq!(back.keys().collect::<Vec<_>>(), ["d"]);
+    assert_eq!(back["d"].keys().collect::<Vec<_>>(), ["e_f"]);
+    let bytes = ok(Saver::new().style(Style::Objax).to_bytes(&ambiguous));
+    let back = ok(Loader::new()
+        .style(Style::Objax)
+        .from_bytes::<BTreeMap<String, BTreeMap<String, Array1<f32>>>>(&bytes));
+    assert_eq!(back.value, ambiguous);
+}
+
+#[test]
+fn a_list_element_without_tensors_before_one_with_is_refused() {
+    let holes: Vec<Vec<Array1<f32>>> = vec![vec![], vec![array![1.0f32]]];
+    let err = holes.to_bytes().unwrap_err().to_string();
+    assert!(
+        err.contains("has element 0 holding no tensors before element 1"),
+        "{err}"
+    );
+    // Trailing empty elements are simply not stored.
+    let trailing: Vec<Vec<Array1<f32>>> = vec![vec![array![1.0f32]], vec![]];
+    let back = ok(Vec::<Vec<Array1<f32>>>::from_bytes(
+        &ok(trailing.to_bytes()),
+    ));
+    assert_eq!(back, trailing[..1]);
+}

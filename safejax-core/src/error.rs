@@ -45,14 +45,14 @@ pub enum Error {
         key: String,
     },
     /// A key that safetensors reserves, or an empty one.
-    #[error("key `{key}` is reserved or empty and cannot name a tensor")]
+    #[error("{}", reserved(key))]
     ReservedKey {
         /// The offending key.
         key: String,
     },
     /// A part of a value that cannot be written or loaded: a map key or tree name that would
     /// make keys ambiguous, a shared `Arc` loaded in place.
-    #[error("`{key}` {reason}")]
+    #[error("{} {reason}", at_key(key))]
     Invalid {
         /// The key of the part concerned (of the map, for a map key).
         key: String,
@@ -63,13 +63,30 @@ pub enum Error {
     #[error(transparent)]
     Key(#[from] KeyError),
     /// A tensor does not have the dtype or shape it is converted to.
-    #[error("tensor `{key}`: {problem}")]
+    #[error("tensor{}: {problem}", if key.is_empty() { String::new() } else { format!(" `{key}`") })]
     Tensor {
         /// The tensor's key.
         key: String,
         /// What does not match.
         problem: LeafProblem,
     },
+}
+
+fn at_key(key: &str) -> String {
+    if key.is_empty() {
+        "the root".to_owned()
+    } else {
+        format!("`{key}`")
+    }
+}
+
+fn reserved(key: &str) -> String {
+    if key.is_empty() {
+        "a tensor has an empty key (a tensor at the root has no name: put it in a field or a map entry)"
+            .to_owned()
+    } else {
+        format!("key `{key}` is reserved and cannot name a tensor")
+    }
 }
 
 impl Error {

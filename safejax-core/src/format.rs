@@ -337,7 +337,7 @@ fn check_entries<'d>(
 
 /// The byte size of a tensor, refusing shapes that no array can have: as in numpy and ndarray,
 /// the product of the non-zero dimensions must fit in `isize`, even when another one is zero.
-fn byte_size(dtype: Dtype, shape: &[usize]) -> Result<usize, &'static str> {
+pub(crate) fn byte_size(dtype: Dtype, shape: &[usize]) -> Result<usize, &'static str> {
     const OVERFLOW: &str = "is too large: the product of its dimensions overflows";
     let nonzero = shape
         .iter()
@@ -620,18 +620,47 @@ mod tests {
         }
     }
 
+    /// An empty leaf whose shape no reader accepts.
+    struct Huge;
+
+    const HUGE: usize = 1 << 40;
+
+    impl Leaf for Huge {
+        fn dtype(&self) -> Dtype {
+            Dtype::F32
+        }
+
+        fn shape(&self) -> Cow<'_, [usize]> {
+            Cow::Borrowed(&[0, HUGE, HUGE])
+        }
+
+        fn data(&self) -> Cow<'_, [u8]> {
+            Cow::Borrowed(&[])
+        }
+
+        fn data_len(&self) -> usize {
+            0
+        }
+    }
+
     #[test]
     fn shapes_a_reader_refuses_are_not_written() {
-        let huge = 1usize << 40;
-        let empty = Tensor::new(Dtype::F32, vec![0, huge, huge], Vec::new())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let tensors: Vec<(String, &dyn Leaf)> = vec![("w".into(), &empty)];
+        let too_large = "is too large: the product of its dimensions overflows";
+        let err =
+            Tensor::new(Dtype::F32, vec![0, HUGE, HUGE], Vec::new()).map_err(|e| e.to_string());
+        assert_eq!(
+            err,
+            Err(format!(
+                "tensor: a F32 tensor of shape [0, {HUGE}, {HUGE}] {too_large}"
+            ))
+        );
+        let tensors: Vec<(String, &dyn Leaf)> = vec![("w".into(), &Huge)];
         let mut out = Vec::new();
         let err = write(&tensors, &Metadata::new(), &mut out).map_err(|e| e.to_string());
         assert_eq!(
             err,
             Err(format!(
-                "`w` of shape [0, {huge}, {huge}] and dtype F32 is too large: the product of its dimensions overflows"
+                "`w` of shape [0, {HUGE}, {HUGE}] and dtype F32 {too_large}"
             ))
         );
         assert!(out.is_empty());

@@ -162,7 +162,7 @@ impl Saver {
 }
 
 /// Writes a file through a temporary sibling and a rename, so that `path` holds either its old
-/// content or the whole new one.
+/// content or the whole new one. Errors name `path`, the file the caller asked for.
 pub(crate) fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
@@ -183,16 +183,14 @@ pub(crate) fn write_atomically(
     {
         let mut buffered = BufWriter::with_capacity(1 << 20, temp.as_file());
         write(&mut buffered).map_err(|e| match e {
-            Error::Write(source) => Error::io("write", temp.path(), source),
+            Error::Write(source) => Error::io("write", path, source),
             other => other,
         })?;
-        buffered
-            .flush()
-            .map_err(|e| Error::io("write", temp.path(), e))?;
+        buffered.flush().map_err(|e| Error::io("write", path, e))?;
     }
     temp.as_file()
         .sync_all()
-        .map_err(|e| Error::io("sync", temp.path(), e))?;
+        .map_err(|e| Error::io("sync", path, e))?;
     temp.persist(path)
         .map_err(|e| Error::io("replace", path, e.error))?;
     // Make the rename itself durable. Directories cannot be opened for syncing everywhere.

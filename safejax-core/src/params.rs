@@ -227,9 +227,51 @@ fn visit_elements_mut<'a, T: SafeParams + 'a>(
     }
 }
 
+/// Counts the leaves a visit passes on.
+struct Counting<'v, 'a> {
+    inner: &'v mut dyn Visitor<'a>,
+    leaves: usize,
+}
+
+impl<'a> Visitor<'a> for Counting<'_, 'a> {
+    fn leaf(&mut self, path: &KeyPath, leaf: &'a dyn Leaf) {
+        self.leaves += 1;
+        self.inner.leaf(path, leaf);
+    }
+
+    fn invalid(&mut self, path: &KeyPath, reason: String) {
+        self.inner.invalid(path, reason);
+    }
+}
+
 impl<T: SafeParams> SafeParams for Vec<T> {
+    /// A list's length is stored only as the indices of its tensors, so an element that holds
+    /// no tensors is refused when a later one holds some (the file could not be read back);
+    /// trailing ones are not stored.
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
-        visit_elements(self.iter(), path, visitor);
+        path.default_class(LIST_CLASS);
+        let mut first_empty = None;
+        for (i, item) in self.iter().enumerate() {
+            path.push_index(i);
+            let mut counting = Counting {
+                inner: &mut *visitor,
+                leaves: 0,
+            };
+            item.visit(path, &mut counting);
+            let leaves = counting.leaves;
+            path.pop();
+            match first_empty {
+                None if leaves == 0 => first_empty = Some(i),
+                Some(empty) if leaves > 0 => {
+                    visitor.invalid(
+                        path,
+                        format!("has element {empty} holding no tensors before element {i}, which holds some: the list could not be read back"),
+                    );
+                    first_empty = None;
+                }
+                _ => {}
+            }
+        }
     }
 
     fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
@@ -391,7 +433,7 @@ fn read_entries<T: SafeParams>(
     let mut failed = false;
     for name in reader.child_names(path) {
         path.push_key(name.as_str());
-        let value = reader.optional(path, T::read);
+        let value = reader.probe(path, T::read);
         path.pop();
         match value {
             Presence::Present(value) => entries.push((name, value)),

@@ -85,6 +85,9 @@ pub struct Reader<'d> {
     prefixes: Vec<String>,
     report: LoadReport,
     hits: usize,
+    /// Above zero while candidate map entries are tried: a key already read then counts as
+    /// absent, so that the first candidate that reads it keeps it.
+    probing: usize,
 }
 
 impl<'d> Reader<'d> {
@@ -130,6 +133,7 @@ impl<'d> Reader<'d> {
             prefixes,
             report: LoadReport::default(),
             hits: 0,
+            probing: 0,
         }
     }
 
@@ -178,6 +182,10 @@ impl<'d> Reader<'d> {
             return None;
         };
         let entry = &mut part.entries[i];
+        if entry.used && self.probing > 0 {
+            self.report.missing.push(key);
+            return None;
+        }
         self.hits += 1;
         if entry.used {
             self.report.invalid.push(KeyProblem {
@@ -248,9 +256,23 @@ impl<'d> Reader<'d> {
         }
     }
 
-    /// The names of the map entries under `path` (whose last segment is the map's own) that the
-    /// file has keys for. Names that could not be map keys are left out (and so end up reported
-    /// as unexpected keys).
+    /// Tries a candidate map entry with [`Reader::optional`]; keys already read count as absent.
+    pub(crate) fn probe<T>(
+        &mut self,
+        path: &mut KeyPath,
+        read: impl FnOnce(&mut KeyPath, &mut Self) -> Option<T>,
+    ) -> Presence<T> {
+        self.probing += 1;
+        let presence = self.optional(path, read);
+        self.probing -= 1;
+        presence
+    }
+
+    /// The candidate names of the map entries under `path` (whose last segment is the map's
+    /// own): every name the file's keys could hold there. Flax and Haiku join an entry to its
+    /// map with `_` and a list element or inner map entry to the entry with `_` again, so the key
+    /// `heads_a_0.w` offers both `a` and `a_0`; reading each (shortest first) tells which is
+    /// real. Names that could not be map keys are left out (and so end up unexpected).
     pub fn child_names(&mut self, path: &KeyPath) -> BTreeSet<String> {
         let (before, after) = self.style.child_affixes(path, false);
         let stops: &[char] = match self.style {
@@ -274,9 +296,15 @@ impl<'d> Reader<'d> {
                     if !rest[end..].starts_with(after.as_str()) && !after.is_empty() {
                         continue;
                     }
-                    if check_name(child).is_ok() {
-                        found.insert(child.to_owned());
+                    if check_name(child).is_err() {
+                        continue;
                     }
+                    if self.style != Style::Objax {
+                        for (at, _) in child.match_indices('_').filter(|(at, _)| *at > 0) {
+                            found.insert(child[..at].to_owned());
+                        }
+                    }
+                    found.insert(child.to_owned());
                 }
             }
         }

@@ -194,16 +194,18 @@ impl Tensor {
     /// assert!(Tensor::new(Dtype::I32, vec![2], vec![0; 7]).is_err());
     /// ```
     pub fn new(dtype: Dtype, shape: Vec<usize>, data: Vec<u8>) -> Result<Self> {
-        if expected_len(dtype, &shape) != Some(data.len()) {
-            return Err(Error::Tensor {
-                key: String::new(),
-                problem: LeafProblem::Value(format!(
-                    "{} bytes do not hold a {dtype} tensor of shape {shape:?}",
-                    data.len()
-                )),
-            });
-        }
-        Ok(Tensor { dtype, shape, data })
+        let problem = match crate::format::byte_size(dtype, &shape) {
+            Ok(len) if len == data.len() => return Ok(Tensor { dtype, shape, data }),
+            Ok(len) => format!(
+                "{} bytes do not hold a {dtype} tensor of shape {shape:?}, which needs {len}",
+                data.len()
+            ),
+            Err(reason) => format!("a {dtype} tensor of shape {shape:?} {reason}"),
+        };
+        Err(Error::Tensor {
+            key: String::new(),
+            problem: LeafProblem::Value(problem),
+        })
     }
 
     /// Copies a view of a file.
@@ -344,13 +346,6 @@ impl View for &LeafView<'_> {
     }
 }
 
-/// The byte size of a tensor of `dtype` and `shape`; `None` on overflow or a partial byte.
-pub(crate) fn expected_len(dtype: Dtype, shape: &[usize]) -> Option<usize> {
-    let elements = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
-    let bits = elements.checked_mul(dtype.bitsize())?;
-    (bits % 8 == 0).then_some(bits / 8)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,7 +376,7 @@ mod tests {
             .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("tensor ``: expected rank 2, found shape [2]")
+            Some("tensor: expected rank 2, found shape [2]")
         );
         assert!(t.to_array::<f64, ndarray::Ix1>().is_err());
         assert!(

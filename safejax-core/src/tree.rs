@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::error::{Error, KeyProblem, LoadReport, Result};
+use crate::error::{Error, KeyError, KeyProblem, LoadReport, Result};
 use crate::format::{self, Metadata};
 use crate::io::write_atomically;
 use crate::tensor::{Leaf, LeafMut, Tensor};
@@ -157,10 +157,7 @@ impl Tree {
         for (key, tensor) in flat {
             let parts: Vec<&str> = key.split('.').collect();
             if parts.iter().any(|p| p.is_empty()) {
-                return Err(Error::Invalid {
-                    key: key.clone(),
-                    reason: "has an empty segment".to_owned(),
-                });
+                return Err(KeyError::new(&key, "has an empty segment").into());
             }
             let (leaf, dirs) = parts.split_last().unwrap_or((&"", &[]));
             let mut level = &mut root;
@@ -186,10 +183,7 @@ impl Tree {
 }
 
 fn conflict(key: &str) -> Error {
-    Error::Invalid {
-        key: key.to_owned(),
-        reason: "is both a tensor and a dict of tensors".to_owned(),
-    }
+    KeyError::new(key, "is both a tensor and a dict of tensors").into()
 }
 
 impl<'a> IntoIterator for &'a Tree {
@@ -465,9 +459,13 @@ pub mod objax {
                 kind,
                 tensor: Tensor::from_view(view),
             };
-            if vars.insert(name.to_owned(), var).is_some() {
-                return Err(Error::DuplicateKey {
+            if let Some(first) = vars.insert(name.to_owned(), var) {
+                return Err(Error::Invalid {
                     key: name.to_owned(),
+                    reason: format!(
+                        "appears twice in the file, as `{name}::{}` and `{key}`",
+                        first.kind
+                    ),
                 });
             }
         }
