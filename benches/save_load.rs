@@ -120,6 +120,8 @@ fn bench(c: &mut Criterion) {
     let mlp = model();
     let bytes = mlp.to_bytes().unwrap_or_default();
     assert_eq!(bytes, glue_save(&mlp), "both write the same file");
+    let loaded = glue_load(&bytes).map(|m| m.layers.len());
+    assert_eq!(loaded, Some(DEPTH), "the glue reads the whole model");
 
     let mut save = c.benchmark_group("save_to_bytes");
     save.throughput(Throughput::Bytes(bytes.len() as u64));

@@ -42,7 +42,7 @@ mod sealed {
     label = "not a safetensors element type",
     note = "tensor elements are f32, f64, half::f16, half::bf16, i8, i16, i32, i64, u8, u16, u32, u64 or bool"
 )]
-pub trait Element: Copy + Send + Sync + 'static + sealed::Sealed {
+pub trait Element: Copy + Default + Send + Sync + 'static + sealed::Sealed {
     /// The safetensors dtype.
     const DTYPE: Dtype;
     /// Bytes per element.
@@ -72,14 +72,20 @@ pub trait Element: Copy + Send + Sync + 'static + sealed::Sealed {
         .and_then(|()| Self::check_values(bytes))
     }
 
-    /// Decodes bytes of `dtype` (already accepted by [`Element::check`]), one element at a time.
-    fn decode_each(dtype: Dtype, bytes: &[u8], each: &mut dyn FnMut(Self)) {
+    /// Decodes bytes of `dtype` (already accepted by [`Element::check`]) into `out`, which has
+    /// one slot per element. Without conversion it is a copy.
+    fn decode_into(dtype: Dtype, bytes: &[u8], out: &mut [Self]) {
         if dtype == Self::DTYPE {
-            bytes
-                .chunks_exact(Self::SIZE)
-                .for_each(|c| each(Self::read_le(c)));
+            Self::copy_le(bytes, out);
         } else {
-            Self::decode_converted(dtype, bytes, each);
+            Self::decode_converted(dtype, bytes, out);
+        }
+    }
+
+    #[doc(hidden)]
+    fn copy_le(bytes: &[u8], out: &mut [Self]) {
+        for (slot, chunk) in out.iter_mut().zip(bytes.chunks_exact(Self::SIZE)) {
+            *slot = Self::read_le(chunk);
         }
     }
 
@@ -89,7 +95,7 @@ pub trait Element: Copy + Send + Sync + 'static + sealed::Sealed {
     }
 
     #[doc(hidden)]
-    fn decode_converted(_dtype: Dtype, _bytes: &[u8], _each: &mut dyn FnMut(Self)) {}
+    fn decode_converted(_dtype: Dtype, _bytes: &[u8], _out: &mut [Self]) {}
 
     #[doc(hidden)]
     fn check_values(_bytes: &[u8]) -> Result<(), LeafProblem> {
@@ -97,17 +103,21 @@ pub trait Element: Copy + Send + Sync + 'static + sealed::Sealed {
     }
 }
 
-/// Decodes `bytes` of `dtype` into a vector of `T`, after [`Element::check`].
+/// Checks `bytes` of `dtype` with [`Element::check`] and decodes them into a vector of `T`.
 pub(crate) fn decode_vec<T: Element>(
     dtype: Dtype,
     bytes: &[u8],
     policy: DtypePolicy,
 ) -> Result<Vec<T>, LeafProblem> {
     T::check(dtype, bytes, policy)?;
-    let len = bytes.len() / byte_size(dtype).max(1);
-    let mut out = Vec::with_capacity(len);
-    T::decode_each(dtype, bytes, &mut |x| out.push(x));
-    Ok(out)
+    Ok(decoded(dtype, bytes))
+}
+
+/// Decodes `bytes` of `dtype`, already checked, into a vector of `T`.
+pub(crate) fn decoded<T: Element>(dtype: Dtype, bytes: &[u8]) -> Vec<T> {
+    let mut out = vec![T::default(); bytes.len() / byte_size(dtype).max(1)];
+    T::decode_into(dtype, bytes, &mut out);
+    out
 }
 
 /// Bytes per element of `dtype`, for the whole-byte dtypes (0 for sub-byte ones).
@@ -142,6 +152,17 @@ macro_rules! plain_element {
                 out.extend_from_slice(&self.to_le_bytes());
             }
 
+            fn copy_le(bytes: &[u8], out: &mut [Self]) {
+                let target: &mut [u8] = bytemuck::cast_slice_mut(out);
+                if cfg!(target_endian = "little") && target.len() == bytes.len() {
+                    target.copy_from_slice(bytes);
+                } else {
+                    for (slot, chunk) in out.iter_mut().zip(bytes.chunks_exact(Self::SIZE)) {
+                        *slot = Self::read_le(chunk);
+                    }
+                }
+            }
+
             float_conversions!($ty);
         }
     )*};
@@ -158,8 +179,14 @@ macro_rules! float_conversions {
             matches!(dtype, Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64)
         }
 
-        fn decode_converted(dtype: Dtype, bytes: &[u8], each: &mut dyn FnMut(Self)) {
+        fn decode_converted(dtype: Dtype, bytes: &[u8], out: &mut [Self]) {
             let from_f64 = $from_f64;
+            let mut slots = out.iter_mut();
+            let mut each = |x: Self| {
+                if let Some(slot) = slots.next() {
+                    *slot = x;
+                }
+            };
             match dtype {
                 Dtype::F16 => bytes.chunks_exact(2).for_each(|c| each(from_f64(f16::read_le(c).to_f64()))),
                 Dtype::BF16 => bytes.chunks_exact(2).for_each(|c| each(from_f64(bf16::read_le(c).to_f64()))),

@@ -1,18 +1,17 @@
 //! The safetensors byte layout: a header checked once with errors that name the key or byte
 //! offset, and a streaming writer whose bytes are the official crate's.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::io::Write;
 
-use safetensors::tensor::{Metadata as HeaderMetadata, TensorView};
-use safetensors::{Dtype, View};
+use safetensors::Dtype;
+use safetensors::tensor::{Metadata as HeaderMetadata, TensorInfo, TensorView};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{Error, Result};
-use crate::tensor::{Leaf, LeafView};
+use crate::tensor::Leaf;
 
 /// The `__metadata__` string map of a safetensors file. Sorted, so equal maps give equal bytes.
 pub type Metadata = BTreeMap<String, String>;
@@ -393,112 +392,130 @@ fn check_size(name: &str, leaf: &dyn Leaf, shape: &[usize]) -> Result<()> {
     })
 }
 
-/// A leaf's header entry, without its data: lets the official writer lay out the header alone.
-struct HeaderOnly<'a>(&'a LeafView<'a>);
-
-impl View for HeaderOnly<'_> {
-    fn dtype(&self) -> Dtype {
-        (&self.0).dtype()
+/// The header of a file holding `tensors` (with their `shapes`) and `metadata`, and the order in
+/// which their data follows it.
+///
+/// The layout is the official writer's: tensors sorted by dtype, largest alignment first, then
+/// by name; entries serialized by the crate's own [`HeaderMetadata`]; `__metadata__` first; the
+/// JSON padded with spaces to a multiple of 8 bytes. The metadata map is written sorted, where
+/// the official writer takes a `HashMap` and so varies from run to run. (Its `serialize` cannot
+/// be asked for the header alone: it reserves a buffer for the whole file first.)
+fn header(
+    tensors: &[(String, &dyn Leaf)],
+    shapes: &[Vec<usize>],
+    metadata: &Metadata,
+) -> Result<(Vec<u8>, Vec<usize>)> {
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (left, right) = (&tensors[a], &tensors[b]);
+        right
+            .1
+            .dtype()
+            .cmp(&left.1.dtype())
+            .then(left.0.cmp(&right.0))
+    });
+    let mut offset = 0usize;
+    let mut infos = Vec::with_capacity(order.len());
+    for &i in &order {
+        let (name, leaf) = &tensors[i];
+        let end = offset.checked_add(leaf.data_len()).ok_or_else(|| {
+            Error::format(0, format!("tensor `{name}` ends past the largest offset"))
+        })?;
+        let info = TensorInfo {
+            dtype: leaf.dtype(),
+            shape: shapes[i].clone(),
+            data_offsets: (offset, end),
+        };
+        infos.push((name.clone(), info));
+        offset = end;
     }
-
-    fn shape(&self) -> &[usize] {
-        (&self.0).shape()
+    let entries = HeaderMetadata::new(None, infos)
+        .map_err(|e| Error::format(0, format!("cannot lay out the header: {e}")))?;
+    let layout_error =
+        |e: serde_json::Error| Error::format(0, format!("cannot write the header: {e}"));
+    let mut json = serde_json::to_string(&entries).map_err(layout_error)?;
+    if !metadata.is_empty() {
+        let map = serde_json::to_string(metadata).map_err(layout_error)?;
+        let rest = json.get(1..).unwrap_or("}");
+        let comma = if rest == "}" { "" } else { "," };
+        json = format!("{{\"{METADATA_KEY}\":{map}{comma}{rest}");
     }
-
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&[])
+    let padded = json.len().next_multiple_of(LEN_BYTES);
+    if padded as u64 > MAX_HEADER_LEN {
+        return Err(Error::format(
+            0,
+            format!("the header would take {padded} bytes, over the limit of {MAX_HEADER_LEN}"),
+        ));
     }
-
-    fn data_len(&self) -> usize {
-        (&self.0).data_len()
-    }
+    let mut head = Vec::with_capacity(LEN_BYTES + padded);
+    head.extend_from_slice(&(padded as u64).to_le_bytes());
+    head.extend_from_slice(json.as_bytes());
+    head.resize(LEN_BYTES + padded, b' ');
+    Ok((head, order))
 }
 
-/// Writes `tensors` and `metadata` as a safetensors file to `out`, streaming tensor data.
-///
-/// The header (tensor order, offsets, JSON layout, padding) is the official crate's, so the bytes
-/// equal what Python safejax writes; the metadata map is written in sorted order so that equal
-/// inputs give equal bytes.
+/// About the size of the file [`write`] makes: all of the data and a generous header, so that a
+/// buffer reserved with it never grows (growing a large buffer copies it and faults in new
+/// pages, which costs more than the writing itself).
+pub(crate) fn size_hint(tensors: &[(String, &dyn Leaf)], metadata: &Metadata) -> usize {
+    let data: usize = tensors.iter().map(|(_, leaf)| leaf.data_len()).sum();
+    let names: usize = tensors.iter().map(|(name, _)| name.len() + 96).sum();
+    let meta: usize = metadata.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+    data.saturating_add(names)
+        .saturating_add(meta)
+        .saturating_add(64)
+}
+
+/// Writes `tensors` and `metadata` as a safetensors file to `out`, streaming tensor data: the
+/// bytes are those of the official writer (see [`header`]).
 pub(crate) fn write<W: Write>(
     tensors: &[(String, &dyn Leaf)],
     metadata: &Metadata,
     mut out: W,
 ) -> Result<()> {
     check_names(tensors.iter().map(|(name, _)| name.as_str()))?;
-    let views: Vec<LeafView<'_>> = tensors
+    let shapes: Vec<Vec<usize>> = tensors
         .iter()
-        .map(|(_, leaf)| LeafView(*leaf, leaf.shape().into_owned()))
+        .map(|(_, leaf)| leaf.shape().into_owned())
         .collect();
-    for ((name, leaf), view) in tensors.iter().zip(&views) {
-        check_size(name, *leaf, &view.1)?;
+    for ((name, leaf), shape) in tensors.iter().zip(&shapes) {
+        check_size(name, *leaf, shape)?;
     }
-    let by_name: HashMap<&str, &LeafView<'_>> = tensors
-        .iter()
-        .map(|(name, _)| name.as_str())
-        .zip(&views)
-        .collect();
-    let info = (!metadata.is_empty()).then(|| {
-        metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    });
-    let head = safetensors::serialize(
-        tensors
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .zip(views.iter().map(HeaderOnly)),
-        info,
-    )
-    .map_err(|e| Error::format(0, format!("cannot lay out the header: {e}")))?;
-    let mut head = head;
-    sort_metadata(&mut head, metadata)?;
-    let header: HeaderMetadata = serde_json::from_slice(&head[LEN_BYTES..]).map_err(|e| {
-        Error::format(
-            LEN_BYTES as u64,
-            format!("written header does not read back: {e}"),
-        )
-    })?;
+    let (head, order) = header(tensors, &shapes, metadata)?;
     out.write_all(&head).map_err(Error::Write)?;
-    for name in header.offset_keys() {
-        if let Some(view) = by_name.get(name.as_str()) {
-            out.write_all(&view.0.data()).map_err(Error::Write)?;
-        }
+    for i in order {
+        out.write_all(&tensors[i].1.data()).map_err(Error::Write)?;
     }
     out.flush().map_err(Error::Write)
-}
-
-/// Rewrites the official writer's `__metadata__` object (serialized from a `HashMap`, so in no
-/// fixed order) in sorted order. Both serializations have the same length.
-fn sort_metadata(head: &mut [u8], metadata: &Metadata) -> Result<()> {
-    if metadata.len() < 2 {
-        return Ok(());
-    }
-    const PREFIX: &[u8] = b"{\"__metadata__\":";
-    let sorted = serde_json::to_string(metadata)
-        .map_err(|e| Error::format(0, format!("cannot write metadata: {e}")))?;
-    let start = LEN_BYTES + PREFIX.len();
-    let end = start + sorted.len();
-    let fits = head.get(LEN_BYTES..start) == Some(PREFIX)
-        && head.get(end).is_some_and(|b| matches!(b, b',' | b'}'))
-        && head
-            .get(start..end)
-            .and_then(|s| serde_json::from_slice::<Metadata>(s).ok())
-            .as_ref()
-            == Some(metadata);
-    if !fits {
-        return Err(Error::format(
-            LEN_BYTES as u64,
-            "unexpected metadata layout from the writer",
-        ));
-    }
-    head[start..end].copy_from_slice(sorted.as_bytes());
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
+
+    use safetensors::View;
+
+    /// Adapts a leaf to the official crate's writer.
+    struct LeafView<'a>(&'a dyn Leaf, Vec<usize>);
+
+    impl View for &LeafView<'_> {
+        fn dtype(&self) -> Dtype {
+            self.0.dtype()
+        }
+
+        fn shape(&self) -> &[usize] {
+            &self.1
+        }
+
+        fn data(&self) -> Cow<'_, [u8]> {
+            self.0.data()
+        }
+
+        fn data_len(&self) -> usize {
+            self.0.data_len()
+        }
+    }
     use crate::io::Saver;
     use crate::tensor::Tensor;
     use ndarray::array;

@@ -144,8 +144,9 @@ impl Saver {
 
     /// Serializes `value` to safetensors bytes.
     pub fn to_bytes<T: SafeParams>(&self, value: &T) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.to_writer(value, &mut out)?;
+        let leaves = self.collect(value)?;
+        let mut out = Vec::with_capacity(format::size_hint(&leaves, &self.metadata));
+        format::write(&leaves, &self.metadata, &mut out)?;
         Ok(out)
     }
 

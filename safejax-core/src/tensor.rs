@@ -3,10 +3,10 @@
 use std::borrow::Cow;
 
 use ndarray::{Array, ArrayBase, Data, DataMut, Dimension, IxDyn};
+use safetensors::Dtype;
 use safetensors::tensor::TensorView;
-use safetensors::{Dtype, View};
 
-use crate::dtype::{DtypePolicy, Element, decode_vec};
+use crate::dtype::{DtypePolicy, Element, decode_vec, decoded};
 use crate::error::{Error, ExpectedShape, LeafProblem, Result};
 
 /// A tensor as written: dtype, shape and little-endian bytes in row-major order.
@@ -99,12 +99,13 @@ where
     }
 
     fn assign(&mut self, view: &TensorView<'_>, _policy: DtypePolicy) {
-        let mut slots = self.iter_mut();
-        T::decode_each(view.dtype(), view.data(), &mut |x| {
-            if let Some(slot) = slots.next() {
-                *slot = x;
+        match self.as_slice_mut() {
+            Some(slots) => T::decode_into(view.dtype(), view.data(), slots),
+            None => {
+                let values = decoded::<T>(view.dtype(), view.data());
+                self.iter_mut().zip(values).for_each(|(slot, x)| *slot = x);
             }
-        });
+        }
     }
 }
 
@@ -140,7 +141,7 @@ macro_rules! scalar_leaf {
             }
 
             fn assign(&mut self, view: &TensorView<'_>, _policy: DtypePolicy) {
-                <$ty as Element>::decode_each(view.dtype(), view.data(), &mut |x| *self = x);
+                <$ty as Element>::decode_into(view.dtype(), view.data(), std::slice::from_mut(self));
             }
         }
     )*};
@@ -322,27 +323,6 @@ impl LeafMut for Tensor {
     fn assign(&mut self, view: &TensorView<'_>, _policy: DtypePolicy) {
         self.data.clear();
         self.data.extend_from_slice(view.data());
-    }
-}
-
-/// Adapts a leaf to the official crate's writer.
-pub(crate) struct LeafView<'a>(pub(crate) &'a dyn Leaf, pub(crate) Vec<usize>);
-
-impl View for &LeafView<'_> {
-    fn dtype(&self) -> Dtype {
-        self.0.dtype()
-    }
-
-    fn shape(&self) -> &[usize] {
-        &self.1
-    }
-
-    fn data(&self) -> Cow<'_, [u8]> {
-        self.0.data()
-    }
-
-    fn data_len(&self) -> usize {
-        self.0.data_len()
     }
 }
 

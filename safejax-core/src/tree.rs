@@ -204,8 +204,9 @@ impl FromIterator<(String, Node)> for Tree {
 }
 
 fn write_flat(flat: &[(String, &dyn Leaf)], metadata: Option<&Metadata>) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    format::write(flat, metadata.unwrap_or(&Metadata::new()), &mut out)?;
+    let metadata = metadata.cloned().unwrap_or_default();
+    let mut out = Vec::with_capacity(format::size_hint(flat, &metadata));
+    format::write(flat, &metadata, &mut out)?;
     Ok(out)
 }
 
