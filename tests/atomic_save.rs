@@ -6,6 +6,10 @@
 //! process (this test binary again) whose file size limit (`RLIMIT_FSIZE`) is far below the
 //! model's size: its writes fail with `EFBIG` halfway through.
 
+mod common;
+
+use common::{colliding_maps, tree_with};
+
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
@@ -243,23 +247,6 @@ fn saving_over_a_file_writes_what_to_bytes_gives() {
     );
 }
 
-/// Map entries `a` -> `b_c` and `a_b` -> `c` both render `a_b_c` in Flax.
-fn colliding_maps() -> BTreeMap<String, BTreeMap<String, Array1<f32>>> {
-    let inner = |name: &str| BTreeMap::from([(name.to_owned(), array![1.0f32])]);
-    BTreeMap::from([
-        ("a".to_owned(), inner("b_c")),
-        ("a_b".to_owned(), inner("c")),
-    ])
-}
-
-fn tree_with(name: &str) -> Tree {
-    let mut inner = Tree::new();
-    inner.insert(name, Tensor::from_array(&array![1.0f32]));
-    let mut root = Tree::new();
-    root.insert(name, inner);
-    root
-}
-
 /// Every save that is refused, with the start of its error.
 fn refused_saves(path: &Path) -> Vec<(&'static str, safejax::Result<()>, &'static str)> {
     let reserved = BTreeMap::from([("__metadata__".to_owned(), array![1u8])]);
@@ -285,7 +272,7 @@ fn refused_saves(path: &Path) -> Vec<(&'static str, safejax::Result<()>, &'stati
         (
             "a tree name with `.`",
             flax::serialize_to_file(&tree_with("x.y"), path, None),
-            "the root has entry `x.y`",
+            "`Dense_0` has entry `x.y`",
         ),
         (
             "a tree entry named __metadata__",

@@ -82,19 +82,7 @@ fn every_dtype_keeps_its_safetensors_dtype_and_round_trips_in_each_style() {
 
 #[test]
 fn flax_params_save_and_load_with_or_without_the_collection_level() {
-    #[derive(SafeParams, Debug, PartialEq)]
-    struct Dense {
-        kernel: Array2<f32>,
-        bias: Array1<f32>,
-    }
-    #[derive(SafeParams, Debug, PartialEq)]
-    #[safejax(style = "flax", collection = "params")]
-    struct Mlp {
-        #[safejax(rename = "Dense_0")]
-        hidden: Dense,
-        #[safejax(rename = "Dense_1")]
-        out: Dense,
-    }
+    use common::FlaxMlp as Mlp;
     let mlp = Mlp::load(common::fixture("flax_mlp")).unwrap_or_else(|e| panic!("{e}"));
     // `serialize(variables["params"])`: no collection level in the keys.
     let bare = Saver::new()

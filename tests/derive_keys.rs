@@ -1,8 +1,11 @@
 //! The keys `#[derive(SafeParams)]` types write in each style, their round trips, and the four
 //! Python-made fixtures reproduced byte for byte.
 
+mod common;
+
+use common::fixture;
+
 use std::fmt::Debug;
-use std::path::PathBuf;
 
 use ndarray::{Array1, Array2, array};
 use safejax::half::bf16;
@@ -32,12 +35,6 @@ fn round_trip<T: SafeParams + PartialEq + Debug>(value: &T) {
     let bytes = value.to_bytes().unwrap_or_else(|e| panic!("to_bytes: {e}"));
     let back = T::from_bytes(&bytes).unwrap_or_else(|e| panic!("from_bytes: {e}"));
     assert_eq!(&back, value);
-}
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(format!("{name}.safetensors"))
 }
 
 fn a1(values: &[f32]) -> Array1<f32> {

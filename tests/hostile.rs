@@ -3,6 +3,10 @@
 //! never a panic or an allocation sized by a length the file claims. Values that would write an
 //! ambiguous or reserved key are refused before a byte is written.
 
+mod common;
+
+use common::{colliding_maps, tree_with};
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -851,24 +855,6 @@ impl SafeParams for Stack {
             blocks_0: blocks_0?,
         })
     }
-}
-
-/// Two map entries whose keys render alike: `a` -> `b_c` and `a_b` -> `c` are both `a_b_c` in
-/// Flax and Haiku, since map entries join their parent with `_`.
-fn colliding_maps() -> BTreeMap<String, BTreeMap<String, Array1<f32>>> {
-    let inner = |name: &str| BTreeMap::from([(name.to_owned(), array![1.0f32])]);
-    BTreeMap::from([
-        ("a".to_owned(), inner("b_c")),
-        ("a_b".to_owned(), inner("c")),
-    ])
-}
-
-fn tree_with(name: &str) -> Tree {
-    let mut inner = Tree::new();
-    inner.insert(name, Tensor::from_array(&array![1.0f32]));
-    let mut root = Tree::new();
-    root.insert("Dense_0", inner);
-    root
 }
 
 /// Everything refused on save, and the error it gives; nothing is written.

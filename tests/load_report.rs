@@ -8,20 +8,7 @@ use half::bf16;
 use ndarray::{Array1, Array2};
 use safejax::{DtypePolicy, Error, LoadReport, Loader, SafeParams, Style};
 
-#[derive(SafeParams, Debug, PartialEq, Clone)]
-struct Dense {
-    kernel: Array2<f32>,
-    bias: Array1<f32>,
-}
-
-#[derive(SafeParams, Debug, PartialEq, Clone)]
-#[safejax(style = "flax", collection = "params")]
-struct Mlp {
-    #[safejax(rename = "Dense_0")]
-    hidden: Dense,
-    #[safejax(rename = "Dense_1")]
-    out: Dense,
-}
+use common::{Dense, FlaxMlp as Mlp};
 
 fn report(err: Error) -> LoadReport {
     match err {

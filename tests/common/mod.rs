@@ -89,3 +89,41 @@ pub fn matrix(entry: &Value, field: &str) -> Vec<Vec<f32>> {
         })
         .collect()
 }
+
+/// `flax.linen.Dense`.
+#[derive(safejax::SafeParams, Debug, PartialEq, Clone)]
+pub struct Dense {
+    pub kernel: ndarray::Array2<f32>,
+    pub bias: ndarray::Array1<f32>,
+}
+
+/// The model of the `flax_mlp` fixture: `Dense(16)` -> relu -> `Dense(4)` in `@nn.compact`,
+/// the whole variables dict.
+#[derive(safejax::SafeParams, Debug, PartialEq, Clone)]
+#[safejax(style = "flax", collection = "params")]
+pub struct FlaxMlp {
+    #[safejax(rename = "Dense_0")]
+    pub hidden: Dense,
+    #[safejax(rename = "Dense_1")]
+    pub out: Dense,
+}
+
+/// Map entries `a` -> `b_c` and `a_b` -> `c`: both render `a_b_c` in Flax.
+pub fn colliding_maps()
+-> std::collections::BTreeMap<String, std::collections::BTreeMap<String, ndarray::Array1<f32>>> {
+    let inner =
+        |name: &str| std::collections::BTreeMap::from([(name.to_owned(), ndarray::array![1.0f32])]);
+    std::collections::BTreeMap::from([
+        ("a".to_owned(), inner("b_c")),
+        ("a_b".to_owned(), inner("c")),
+    ])
+}
+
+/// A tree holding one tensor named `name` under `Dense_0`.
+pub fn tree_with(name: &str) -> safejax::Tree {
+    let mut inner = safejax::Tree::new();
+    inner.insert(name, safejax::Tensor::from_array(&ndarray::array![1.0f32]));
+    let mut root = safejax::Tree::new();
+    root.insert("Dense_0", inner);
+    root
+}
