@@ -48,12 +48,6 @@ fn a2(rows: usize, cols: usize, start: f32) -> Array2<f32> {
 // ---------------------------------------------------------------------------------------------
 // Flax
 
-#[derive(SafeParams, Debug, PartialEq)]
-struct Dense {
-    kernel: Array2<f32>,
-    bias: Array1<f32>,
-}
-
 fn dense(start: f32) -> Dense {
     Dense {
         kernel: a2(2, 3, start),
@@ -61,14 +55,7 @@ fn dense(start: f32) -> Dense {
     }
 }
 
-#[derive(SafeParams, Debug, PartialEq)]
-#[safejax(style = "flax", collection = "params")]
-struct Mlp {
-    #[safejax(rename = "Dense_0")]
-    hidden: Dense,
-    #[safejax(rename = "Dense_1")]
-    out: Dense,
-}
+use common::{Dense, FlaxMlp as Mlp};
 
 #[test]
 fn the_contract_example() {

@@ -100,7 +100,7 @@ pub struct Dense {
 /// The model of the `flax_mlp` fixture: `Dense(16)` -> relu -> `Dense(4)` in `@nn.compact`,
 /// the whole variables dict.
 #[derive(safejax::SafeParams, Debug, PartialEq, Clone)]
-#[safejax(style = "flax", collection = "params")]
+#[safejax(style = "flax", collection = "params", class = "Mlp")]
 pub struct FlaxMlp {
     #[safejax(rename = "Dense_0")]
     pub hidden: Dense,
