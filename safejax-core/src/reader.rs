@@ -81,7 +81,7 @@ pub struct Reader<'d> {
     policy: DtypePolicy,
     parts: Vec<Part<'d>>,
     /// Every key, and for Flax and Haiku its part after the first `.`, sorted: what
-    /// [`Reader::any_under`] searches.
+    /// [`Reader::any_under`] and [`Reader::child_names`] search.
     prefixes: Vec<String>,
     report: LoadReport,
     hits: usize,
@@ -273,40 +273,34 @@ impl<'d> Reader<'d> {
     /// map with `_` and a list element or inner map entry to the entry with `_` again, so the key
     /// `heads_a_0.w` offers both `a` and `a_0`; reading each (shortest first) tells which is
     /// real. Names that could not be map keys are left out (and so end up unexpected).
-    pub fn child_names(&mut self, path: &KeyPath) -> BTreeSet<String> {
+    pub fn child_names(&self, path: &KeyPath) -> BTreeSet<String> {
         let (before, after) = self.style.child_affixes(path, false);
         let stops: &[char] = match self.style {
             Style::Flax => &['.'],
             Style::Haiku => &['.', '/'],
             Style::Objax => &[']'],
         };
+        // `prefixes` holds every key and its part after the collection, sorted: the keys under
+        // the map are one run of it.
+        let start = self
+            .prefixes
+            .partition_point(|k| k.as_str() < before.as_str());
         let mut found = BTreeSet::new();
-        for part in &self.parts {
-            for name in &part.names {
-                let candidates = [
-                    Some(name.as_str()),
-                    name.split_once('.').map(|(_, rest)| rest),
-                ];
-                for candidate in candidates.into_iter().flatten() {
-                    let Some(rest) = candidate.strip_prefix(before.as_str()) else {
-                        continue;
-                    };
-                    let end = rest.find(stops).unwrap_or(rest.len());
-                    let child = &rest[..end];
-                    if !rest[end..].starts_with(after.as_str()) && !after.is_empty() {
-                        continue;
-                    }
-                    if check_name(child).is_err() {
-                        continue;
-                    }
-                    if self.style != Style::Objax {
-                        for (at, _) in child.match_indices('_').filter(|(at, _)| *at > 0) {
-                            found.insert(child[..at].to_owned());
-                        }
-                    }
-                    found.insert(child.to_owned());
+        for key in &self.prefixes[start..] {
+            let Some(rest) = key.strip_prefix(before.as_str()) else {
+                break;
+            };
+            let end = rest.find(stops).unwrap_or(rest.len());
+            let child = &rest[..end];
+            if !rest[end..].starts_with(after.as_str()) || check_name(child).is_err() {
+                continue;
+            }
+            if self.style != Style::Objax {
+                for (at, _) in child.match_indices('_').filter(|(at, _)| *at > 0) {
+                    found.insert(child[..at].to_owned());
                 }
             }
+            found.insert(child.to_owned());
         }
         found
     }
