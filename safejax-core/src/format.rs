@@ -454,39 +454,69 @@ fn header(
     Ok((head, order))
 }
 
-/// About the size of the file [`write`] makes: all of the data and a generous header, so that a
-/// buffer reserved with it never grows (growing a large buffer copies it and faults in new
-/// pages, which costs more than the writing itself).
-pub(crate) fn size_hint(tensors: &[(String, &dyn Leaf)], metadata: &Metadata) -> usize {
-    let data: usize = tensors.iter().map(|(_, leaf)| leaf.data_len()).sum();
-    let names: usize = tensors.iter().map(|(name, _)| name.len() + 96).sum();
-    let meta: usize = metadata.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
-    data.saturating_add(names)
-        .saturating_add(meta)
-        .saturating_add(64)
+/// A checked file about to be written: its header, and the order of the tensors' data.
+pub(crate) struct Layout {
+    head: Vec<u8>,
+    order: Vec<usize>,
+    data_len: usize,
 }
 
-/// Writes `tensors` and `metadata` as a safetensors file to `out`, streaming tensor data: the
-/// bytes are those of the official writer (see [`header`]).
+impl Layout {
+    /// Checks `tensors` (no name twice, none reserved, every size consistent) and lays out their
+    /// header, before anything is written anywhere.
+    pub(crate) fn new(tensors: &[(String, &dyn Leaf)], metadata: &Metadata) -> Result<Self> {
+        check_names(tensors.iter().map(|(name, _)| name.as_str()))?;
+        let shapes: Vec<Vec<usize>> = tensors
+            .iter()
+            .map(|(_, leaf)| leaf.shape().into_owned())
+            .collect();
+        for ((name, leaf), shape) in tensors.iter().zip(&shapes) {
+            check_size(name, *leaf, shape)?;
+        }
+        let (head, order) = header(tensors, &shapes, metadata)?;
+        let data_len = tensors.iter().map(|(_, leaf)| leaf.data_len()).sum();
+        Ok(Layout {
+            head,
+            order,
+            data_len,
+        })
+    }
+
+    /// The size of the whole file.
+    pub(crate) fn file_len(&self) -> usize {
+        self.head.len().saturating_add(self.data_len)
+    }
+
+    /// Writes the file to `out`, streaming the data of `tensors` (those it was laid out for):
+    /// the bytes are those of the official writer (see [`header`]).
+    pub(crate) fn write<W: Write>(
+        &self,
+        tensors: &[(String, &dyn Leaf)],
+        mut out: W,
+    ) -> Result<()> {
+        out.write_all(&self.head).map_err(Error::Write)?;
+        for &i in &self.order {
+            out.write_all(&tensors[i].1.data()).map_err(Error::Write)?;
+        }
+        out.flush().map_err(Error::Write)
+    }
+
+    /// The whole file in memory, in a buffer reserved once (growing a large buffer copies it
+    /// and faults in new pages, which costs more than the writing itself).
+    pub(crate) fn to_vec(&self, tensors: &[(String, &dyn Leaf)]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.file_len());
+        self.write(tensors, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Writes `tensors` and `metadata` as a safetensors file to `out`.
 pub(crate) fn write<W: Write>(
     tensors: &[(String, &dyn Leaf)],
     metadata: &Metadata,
-    mut out: W,
+    out: W,
 ) -> Result<()> {
-    check_names(tensors.iter().map(|(name, _)| name.as_str()))?;
-    let shapes: Vec<Vec<usize>> = tensors
-        .iter()
-        .map(|(_, leaf)| leaf.shape().into_owned())
-        .collect();
-    for ((name, leaf), shape) in tensors.iter().zip(&shapes) {
-        check_size(name, *leaf, shape)?;
-    }
-    let (head, order) = header(tensors, &shapes, metadata)?;
-    out.write_all(&head).map_err(Error::Write)?;
-    for i in order {
-        out.write_all(&tensors[i].1.data()).map_err(Error::Write)?;
-    }
-    out.flush().map_err(Error::Write)
+    Layout::new(tensors, metadata)?.write(tensors, out)
 }
 
 #[cfg(test)]

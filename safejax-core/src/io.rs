@@ -9,7 +9,7 @@ use safetensors::tensor::TensorView;
 
 use crate::dtype::DtypePolicy;
 use crate::error::{Error, Result};
-use crate::format::{self, Metadata, Parsed};
+use crate::format::{self, Layout, Metadata, Parsed};
 use crate::key::KeyPath;
 use crate::params::{SafeParams, Visitor, VisitorMut};
 use crate::reader::{PartSpec, Reader};
@@ -145,20 +145,17 @@ impl Saver {
     /// Serializes `value` to safetensors bytes.
     pub fn to_bytes<T: SafeParams>(&self, value: &T) -> Result<Vec<u8>> {
         let leaves = self.collect(value)?;
-        let mut out = Vec::with_capacity(format::size_hint(&leaves, &self.metadata));
-        format::write(&leaves, &self.metadata, &mut out)?;
-        Ok(out)
+        Layout::new(&leaves, &self.metadata)?.to_vec(&leaves)
     }
 
     /// Saves `value` to `path` atomically: written to a temporary file in the same directory,
     /// flushed and synced, then renamed over `path`, and the directory synced. If anything fails,
-    /// `path` is unchanged and the temporary file removed.
+    /// `path` is unchanged and the temporary file removed. A value that cannot be written is
+    /// refused before any file is created.
     pub fn save<T: SafeParams>(&self, value: &T, path: impl AsRef<Path>) -> Result<()> {
         let leaves = self.collect(value)?;
-        format::check_names(leaves.iter().map(|(k, _)| k.as_str()))?;
-        write_atomically(path.as_ref(), |file| {
-            format::write(&leaves, &self.metadata, file)
-        })
+        let layout = Layout::new(&leaves, &self.metadata)?;
+        write_atomically(path.as_ref(), |file| layout.write(&leaves, file))
     }
 }
 

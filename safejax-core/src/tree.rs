@@ -12,7 +12,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::error::{Error, KeyError, KeyProblem, LoadReport, Result};
-use crate::format::{self, Metadata};
+use crate::format::{self, Layout, Metadata};
 use crate::io::write_atomically;
 use crate::tensor::{Leaf, LeafMut, Tensor};
 
@@ -204,17 +204,12 @@ impl FromIterator<(String, Node)> for Tree {
 }
 
 fn write_flat(flat: &[(String, &dyn Leaf)], metadata: Option<&Metadata>) -> Result<Vec<u8>> {
-    let metadata = metadata.cloned().unwrap_or_default();
-    let mut out = Vec::with_capacity(format::size_hint(flat, &metadata));
-    format::write(flat, &metadata, &mut out)?;
-    Ok(out)
+    Layout::new(flat, metadata.unwrap_or(&Metadata::new()))?.to_vec(flat)
 }
 
 fn save_flat(flat: &[(String, &dyn Leaf)], path: &Path, metadata: Option<&Metadata>) -> Result<()> {
-    format::check_names(flat.iter().map(|(k, _)| k.as_str()))?;
-    write_atomically(path, |file| {
-        format::write(flat, metadata.unwrap_or(&Metadata::new()), file)
-    })
+    let layout = Layout::new(flat, metadata.unwrap_or(&Metadata::new()))?;
+    write_atomically(path, |file| layout.write(flat, file))
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
