@@ -201,19 +201,6 @@ pub const LIST_CLASS: &str = "ModuleList";
 /// The Objax class of a map that does not name one with `class`.
 pub const MAP_CLASS: &str = "ModuleDict";
 
-fn visit_elements<'a, T: SafeParams + 'a>(
-    items: impl Iterator<Item = &'a T>,
-    path: &mut KeyPath,
-    visitor: &mut dyn Visitor<'a>,
-) {
-    path.default_class(LIST_CLASS);
-    for (i, item) in items.enumerate() {
-        path.push_index(i);
-        item.visit(path, visitor);
-        path.pop();
-    }
-}
-
 fn visit_elements_mut<'a, T: SafeParams + 'a>(
     items: impl Iterator<Item = &'a mut T>,
     path: &mut KeyPath,
@@ -300,7 +287,12 @@ impl<T: SafeParams> SafeParams for Vec<T> {
 
 impl<T: SafeParams, const N: usize> SafeParams for [T; N] {
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
-        visit_elements(self.iter(), path, visitor);
+        path.default_class(LIST_CLASS);
+        for (i, item) in self.iter().enumerate() {
+            path.push_index(i);
+            item.visit(path, visitor);
+            path.pop();
+        }
     }
 
     fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
