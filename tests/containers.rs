@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use half::{bf16, f16};
 use ndarray::{Array0, Array1, Array2, ArrayD, IxDyn, array};
-use safejax::{Error, Loader, SafeParams, Saver, Style, Tensor};
+use safejax::{Dtype, Error, Loader, SafeParams, Saver, Style, Tensor};
 
 fn ok<T>(result: Result<T, Error>) -> T {
     result.unwrap_or_else(|e| panic!("{e}"))
@@ -58,9 +58,8 @@ fn every_dtype_and_rank_round_trips() {
 
 #[test]
 fn scalars_are_zero_d_tensors() {
-    let values = (7i32, 0.25f32);
     let mut map = BTreeMap::new();
-    map.insert("counter".to_owned(), values.0);
+    map.insert("counter".to_owned(), 7i32);
     let bytes = ok(map.to_bytes());
     let tree = ok(safejax::flax::deserialize(&bytes));
     let counter = tree.tensor("counter").unwrap_or_else(|| panic!("counter"));
@@ -72,7 +71,14 @@ fn scalars_are_zero_d_tensors() {
     );
     let err = report(BTreeMap::<String, f32>::from_bytes(&bytes).unwrap_err());
     assert_eq!(err.dtype_mismatches[0].key, "counter");
-    let _ = values.1;
+    // A one-element vector is not a scalar.
+    let vector = ok(vec![array![0.25f32]].to_bytes());
+    let err = report(Vec::<f32>::from_bytes(&vector).unwrap_err());
+    assert_eq!(
+        err.shape_mismatches[0].expected,
+        safejax::ExpectedShape::Rank(0)
+    );
+    assert_eq!(err.shape_mismatches[0].found, [1]);
 }
 
 #[test]
@@ -128,7 +134,7 @@ fn maps_load_the_entries_the_file_has_and_refuse_ambiguous_names() {
     assert!(err.contains("map key `a.b` that contains `.`"), "{err}");
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("bad.safetensors");
-    assert!(bad.save(&path).is_err());
+    assert_eq!(bad.save(&path).unwrap_err().to_string(), err);
     assert!(!path.exists(), "nothing is written");
 }
 
@@ -235,17 +241,22 @@ fn dtype_conversion_is_explicit_and_floats_only() {
         .from_bytes::<Vec<Array1<f32>>>(&bytes));
     assert_eq!(loaded.value, vec![array![1.5f32, -0.25]]);
     let ints = ok(vec![array![1i32]].to_bytes());
-    assert!(
-        Loader::new()
-            .convert_floats()
-            .from_bytes::<Vec<Array1<i64>>>(&ints)
-            .is_err()
+    let convert = Loader::new().convert_floats();
+    let widened = report(convert.from_bytes::<Vec<Array1<i64>>>(&ints).unwrap_err());
+    assert_eq!(
+        (
+            widened.dtype_mismatches[0].expected,
+            widened.dtype_mismatches[0].found
+        ),
+        (Dtype::I64, Dtype::I32)
     );
-    assert!(
-        Loader::new()
-            .convert_floats()
-            .from_bytes::<Vec<Array1<f32>>>(&ints)
-            .is_err()
+    let to_float = report(convert.from_bytes::<Vec<Array1<f32>>>(&ints).unwrap_err());
+    assert_eq!(
+        (
+            to_float.dtype_mismatches[0].expected,
+            to_float.dtype_mismatches[0].found
+        ),
+        (Dtype::F32, Dtype::I32)
     );
 }
 
