@@ -9,10 +9,12 @@ use safetensors::tensor::TensorView;
 
 use crate::dtype::DtypePolicy;
 use crate::error::{Error, Result};
-use crate::format::{self, Layout, Metadata, Parsed};
-use crate::key::KeyPath;
+use crate::format::{self, Layout, Metadata};
+use crate::key::{KeyPath, MAX_DEPTH, depth_reason};
 use crate::params::{SafeParams, Visitor, VisitorMut};
 use crate::reader::{PartSpec, Reader};
+pub use crate::source::Input;
+use crate::source;
 use crate::style::Style;
 use crate::tensor::{Leaf, LeafMut};
 
@@ -61,6 +63,10 @@ impl<'a> Visitor<'a> for Collect<'a, '_> {
         if let Some(only) = &self.saver.only
             && !only.iter().any(|c| Some(c.as_str()) == path.collection())
         {
+            return;
+        }
+        if path.segments().len() > MAX_DEPTH {
+            self.invalid(path, depth_reason());
             return;
         }
         let key = self.style.render(path, self.saver.with_collection);
@@ -199,15 +205,6 @@ pub(crate) fn write_atomically(
     Ok(())
 }
 
-/// Where a file's bytes come from.
-#[derive(Debug, Clone, Copy)]
-pub enum Input<'a> {
-    /// A file, read (or memory-mapped, if the loader says so).
-    Path(&'a Path),
-    /// Bytes already in memory.
-    Bytes(&'a [u8]),
-}
-
 /// One file of a load, with the collections it holds.
 ///
 /// ```
@@ -294,22 +291,6 @@ pub struct Loader {
     memory_map: bool,
 }
 
-enum Storage<'a> {
-    Owned(Vec<u8>),
-    Mapped(memmap2::Mmap),
-    Borrowed(&'a [u8]),
-}
-
-impl Storage<'_> {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Storage::Owned(bytes) => bytes,
-            Storage::Mapped(map) => map,
-            Storage::Borrowed(bytes) => bytes,
-        }
-    }
-}
-
 impl Loader {
     /// A strict loader in the value's default style.
     pub fn new() -> Self {
@@ -370,19 +351,18 @@ impl Loader {
     /// Loads a value from several files, each holding some collections (Haiku params and state
     /// saved apart).
     pub fn read<T: SafeParams>(&self, parts: &[Part<'_>]) -> Result<Loaded<T>> {
-        let storage = self.open(parts)?;
-        let (files, metadata) = parse_all(parts, &storage)?;
-        let mut reader = Reader::new(self.style.unwrap_or(T::STYLE), self.policy, files);
-        let value = T::read(&mut KeyPath::new(), &mut reader);
-        let (report, ignored) = reader.finish(self.allow_unexpected);
-        match value {
-            Some(value) if report.is_empty() => Ok(Loaded {
-                value,
-                metadata,
-                ignored,
-            }),
-            _ => Err(Error::Load(Box::new(report))),
-        }
+        self.with_reader::<T, _>(parts, |mut reader, metadata| {
+            let value = T::read(&mut KeyPath::new(), &mut reader);
+            let (report, ignored) = reader.finish(self.allow_unexpected);
+            match value {
+                Some(value) if report.is_empty() => Ok(Loaded {
+                    value,
+                    metadata,
+                    ignored,
+                }),
+                _ => Err(Error::Load(Box::new(report))),
+            }
+        })
     }
 
     /// Overwrites the tensors of `value` from a file. Every tensor is checked (present, shape
@@ -402,77 +382,54 @@ impl Loader {
         value: &mut T,
         parts: &[Part<'_>],
     ) -> Result<Loaded<()>> {
-        let storage = self.open(parts)?;
-        let (files, metadata) = parse_all(parts, &storage)?;
-        let mut reader = Reader::new(self.style.unwrap_or(T::STYLE), self.policy, files);
-        let mut check = CheckPass {
-            reader: &mut reader,
-            allow_missing: self.allow_missing,
-            views: Vec::new(),
-            invalid: Vec::new(),
-        };
-        value.visit_mut(&mut KeyPath::new(), &mut check);
-        let CheckPass { views, invalid, .. } = check;
-        let (mut report, ignored) = reader.finish(self.allow_unexpected);
-        report.invalid.extend(invalid);
-        if !report.is_empty() {
-            return Err(Error::Load(Box::new(report)));
-        }
-        let mut assign = AssignPass {
-            views: views.into_iter(),
-            policy: self.policy,
-        };
-        value.visit_mut(&mut KeyPath::new(), &mut assign);
-        Ok(Loaded {
-            value: (),
-            metadata,
-            ignored,
+        self.with_reader::<T, _>(parts, |mut reader, metadata| {
+            let mut check = CheckPass {
+                reader: &mut reader,
+                allow_missing: self.allow_missing,
+                views: Vec::new(),
+                invalid: Vec::new(),
+            };
+            value.visit_mut(&mut KeyPath::new(), &mut check);
+            let CheckPass { views, invalid, .. } = check;
+            let (mut report, ignored) = reader.finish(self.allow_unexpected);
+            report.invalid.extend(invalid);
+            if !report.is_empty() {
+                return Err(Error::Load(Box::new(report)));
+            }
+            let mut assign = AssignPass {
+                views: views.into_iter(),
+                policy: self.policy,
+            };
+            value.visit_mut(&mut KeyPath::new(), &mut assign);
+            Ok(Loaded {
+                value: (),
+                metadata,
+                ignored,
+            })
         })
     }
 
-    fn open<'a>(&self, parts: &[Part<'a>]) -> Result<Vec<Storage<'a>>> {
-        parts
-            .iter()
-            .map(|part| match part.input {
-                Input::Bytes(bytes) => Ok(Storage::Borrowed(bytes)),
-                Input::Path(path) if self.memory_map => {
-                    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-                    // SAFETY: the map is only read. Its contents may change if another process
-                    // writes the file; every read of it is bounds-checked against the length
-                    // taken at mapping time, and `memory_map` documents that truncating a mapped
-                    // file is not supported (the OS then raises SIGBUS).
-                    let map = unsafe { memmap2::Mmap::map(&file) }
-                        .map_err(|e| Error::io("map", path, e))?;
-                    Ok(Storage::Mapped(map))
+    /// Checks the files of `parts` (every header before any data is read) and hands a reader
+    /// over them, with their merged metadata, to `read`.
+    fn with_reader<T: SafeParams, R>(
+        &self,
+        parts: &[Part<'_>],
+        read: impl FnOnce(Reader<'_>, Metadata) -> Result<R>,
+    ) -> Result<R> {
+        let inputs = parts.iter().map(|part| part.input);
+        source::with_files(inputs, self.memory_map, |files| {
+            let mut metadata = Metadata::new();
+            for file in &files {
+                for (k, v) in &file.metadata {
+                    metadata.entry(k.clone()).or_insert_with(|| v.clone());
                 }
-                Input::Path(path) => std::fs::read(path)
-                    .map(Storage::Owned)
-                    .map_err(|e| Error::io("read", path, e)),
-            })
-            .collect()
+            }
+            let specs = parts.iter().map(|part| part.spec.clone());
+            let files = specs.zip(files).collect();
+            let reader = Reader::new(self.style.unwrap_or(T::STYLE), self.policy, files);
+            read(reader, metadata)
+        })
     }
-}
-
-fn parse_all<'d>(
-    parts: &[Part<'_>],
-    storage: &'d [Storage<'_>],
-) -> Result<(Vec<(PartSpec, Parsed<'d>)>, Metadata)> {
-    let mut files = Vec::with_capacity(parts.len());
-    let mut metadata = Metadata::new();
-    for (part, storage) in parts.iter().zip(storage) {
-        let parsed = format::parse(storage.bytes()).map_err(|e| match (e, part.input) {
-            (Error::Format { offset, reason }, Input::Path(path)) => Error::Format {
-                offset,
-                reason: format!("{reason} (in `{}`)", path.display()),
-            },
-            (other, _) => other,
-        })?;
-        for (k, v) in &parsed.metadata {
-            metadata.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        files.push((part.spec.clone(), parsed));
-    }
-    Ok((files, metadata))
 }
 
 /// First pass of an in-place load: takes and checks every tensor, assigns nothing.

@@ -304,11 +304,27 @@ impl fmt::Display for SegmentName {
     }
 }
 
+/// The most steps a key path may have: deeper values are refused on save and reported on load,
+/// so that a recursive type (`Option<Box<Self>>`) meets a file of any depth with an error rather
+/// than a stack overflow. Real models nest a few dozen steps at most.
+///
+/// ```
+/// use safejax_core::key::MAX_DEPTH;
+/// assert_eq!(MAX_DEPTH, 128); // as serde_json's recursion limit
+/// ```
+pub const MAX_DEPTH: usize = 128;
+
+/// Why a value deeper than [`MAX_DEPTH`] is refused.
+pub(crate) fn depth_reason() -> String {
+    format!("is nested deeper than {MAX_DEPTH} levels, the most safejax reads or writes")
+}
+
 /// The strings that would make a name ambiguous in at least one style.
 pub const RESERVED_SEPARATORS: [&str; 7] = [".", "/", "::", "(", ")", "[", "]"];
 
-/// Checks that `name` can be a key segment in every style: not empty and free of every style's
-/// separators (`.`, `/`, `::`, `(`, `)`, `[`, `]`). A lone `~` (Haiku's top-level name) is allowed.
+/// Checks that `name` can be a key segment in every style: not empty, free of every style's
+/// separators (`.`, `/`, `::`, `(`, `)`, `[`, `]`) and of NUL, which no key can be read back
+/// with. A lone `~` (Haiku's top-level name) is allowed.
 ///
 /// ```
 /// use safejax_core::key::check_name;
@@ -316,10 +332,14 @@ pub const RESERVED_SEPARATORS: [&str; 7] = [".", "/", "::", "(", ")", "[", "]"];
 /// assert!(check_name("~").is_ok());
 /// assert_eq!(check_name("a.b").unwrap_err(), "contains `.`");
 /// assert_eq!(check_name("").unwrap_err(), "is empty");
+/// assert_eq!(check_name("a\0b").unwrap_err(), "contains a NUL character");
 /// ```
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("is empty".to_owned());
+    }
+    if name.contains('\0') {
+        return Err("contains a NUL character".to_owned());
     }
     match RESERVED_SEPARATORS.iter().find(|sep| name.contains(**sep)) {
         Some(sep) => Err(format!("contains `{sep}`")),
@@ -375,7 +395,7 @@ mod tests {
 
     #[test]
     fn names_with_separators_are_refused() {
-        for bad in ["a.b", "a/b", "a::b", "(a", "a)", "[0", "0]", ""] {
+        for bad in ["a.b", "a/b", "a::b", "(a", "a)", "[0", "0]", "", "a\0"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
         for good in ["~", "a:b", "linear_1", "Dense_0", "w"] {

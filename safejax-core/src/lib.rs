@@ -34,6 +34,7 @@ pub mod io;
 pub mod key;
 pub mod params;
 pub mod reader;
+mod source;
 pub mod style;
 pub mod tensor;
 pub mod tree;

@@ -13,7 +13,7 @@ use crate::dtype::Element;
 use crate::error::Result;
 use crate::format::Metadata;
 use crate::io::{Loader, Saver};
-use crate::key::{KeyPath, check_name};
+use crate::key::{KeyPath, MAX_DEPTH, check_name, depth_reason};
 use crate::reader::{Presence, Reader};
 use crate::style::Style;
 use crate::tensor::{Leaf, LeafMut, Tensor, array_from_view};
@@ -74,6 +74,22 @@ pub trait SafeParams: Sized {
     /// Reads a value from `reader`; `None` when something was wrong, which `reader` recorded.
     /// Reads every part even after a failure so that one load reports every problem.
     fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self>;
+
+    /// Whether `rest` may follow the name of a map entry holding this value, inside the same
+    /// Flax or Haiku key segment: nothing for a tensor or a struct (whose keys go on with `.`
+    /// or a Haiku separator), `_<index>` and what an element allows for a list, `_<name>` for a
+    /// map. Map reads try only the entry names that fit, which keeps them linear in the file.
+    ///
+    /// ```
+    /// use ndarray::Array1;
+    /// use safejax_core::SafeParams;
+    /// assert!(<Array1<f32>>::entry_suffix(""));
+    /// assert!(<Vec<Array1<f32>>>::entry_suffix("_12"));
+    /// assert!(!<Vec<Array1<f32>>>::entry_suffix("_b"));
+    /// ```
+    fn entry_suffix(rest: &str) -> bool {
+        rest.is_empty()
+    }
 
     /// The keys this value writes in `style`, sorted.
     fn keys_in(&self, style: Style) -> Result<Vec<String>> {
@@ -196,6 +212,17 @@ impl SafeParams for Tensor {
     }
 }
 
+/// Whether a value `steps` below `path` would be deeper than [`MAX_DEPTH`], which a load would
+/// refuse; if so, `invalid` is told. Checked where a recursive type can descend (lists, maps,
+/// options), so that a save of a deep value fails with an error instead of a stack overflow.
+fn too_deep(path: &KeyPath, steps: usize, invalid: impl FnOnce(&KeyPath, String)) -> bool {
+    let deep = path.segments().len() + steps > MAX_DEPTH;
+    if deep {
+        invalid(path, depth_reason());
+    }
+    deep
+}
+
 /// The Objax class of a list that does not name one with `class`.
 pub const LIST_CLASS: &str = "ModuleList";
 /// The Objax class of a map that does not name one with `class`.
@@ -208,6 +235,9 @@ fn visit_elements_mut<'a, T: SafeParams + 'a>(
 ) {
     path.default_class(LIST_CLASS);
     for (i, item) in items.enumerate() {
+        if too_deep(path, 1, |path, reason| visitor.invalid(path, reason)) {
+            return;
+        }
         path.push_index(i);
         item.visit_mut(path, visitor);
         path.pop();
@@ -239,6 +269,9 @@ impl<T: SafeParams> SafeParams for Vec<T> {
         path.default_class(LIST_CLASS);
         let mut first_empty = None;
         for (i, item) in self.iter().enumerate() {
+            if too_deep(path, 1, |path, reason| visitor.invalid(path, reason)) {
+                return;
+            }
             path.push_index(i);
             let mut counting = Counting {
                 inner: &mut *visitor,
@@ -265,6 +298,10 @@ impl<T: SafeParams> SafeParams for Vec<T> {
         visit_elements_mut(self.iter_mut(), path, visitor);
     }
 
+    fn entry_suffix(rest: &str) -> bool {
+        list_suffix::<T>(rest)
+    }
+
     /// The length is the number of consecutive indices from 0 that have keys in the file; keys
     /// at later indices are left unread and reported as unexpected.
     fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
@@ -289,6 +326,9 @@ impl<T: SafeParams, const N: usize> SafeParams for [T; N] {
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
         path.default_class(LIST_CLASS);
         for (i, item) in self.iter().enumerate() {
+            if too_deep(path, 1, |path, reason| visitor.invalid(path, reason)) {
+                return;
+            }
             path.push_index(i);
             item.visit(path, visitor);
             path.pop();
@@ -297,6 +337,10 @@ impl<T: SafeParams, const N: usize> SafeParams for [T; N] {
 
     fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
         visit_elements_mut(self.iter_mut(), path, visitor);
+    }
+
+    fn entry_suffix(rest: &str) -> bool {
+        list_suffix::<T>(rest)
     }
 
     fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
@@ -313,14 +357,22 @@ impl<T: SafeParams, const N: usize> SafeParams for [T; N] {
 }
 
 impl<T: SafeParams> SafeParams for Option<T> {
+    fn entry_suffix(rest: &str) -> bool {
+        T::entry_suffix(rest)
+    }
+
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
-        if let Some(inner) = self {
+        if let Some(inner) = self
+            && !too_deep(path, 0, |path, reason| visitor.invalid(path, reason))
+        {
             inner.visit(path, visitor);
         }
     }
 
     fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
-        if let Some(inner) = self {
+        if let Some(inner) = self
+            && !too_deep(path, 0, |path, reason| visitor.invalid(path, reason))
+        {
             inner.visit_mut(path, visitor);
         }
     }
@@ -332,6 +384,10 @@ impl<T: SafeParams> SafeParams for Option<T> {
 }
 
 impl<T: SafeParams> SafeParams for Box<T> {
+    fn entry_suffix(rest: &str) -> bool {
+        T::entry_suffix(rest)
+    }
+
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
         (**self).visit(path, visitor);
     }
@@ -346,6 +402,10 @@ impl<T: SafeParams> SafeParams for Box<T> {
 }
 
 impl<T: SafeParams> SafeParams for Arc<T> {
+    fn entry_suffix(rest: &str) -> bool {
+        T::entry_suffix(rest)
+    }
+
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
         (**self).visit(path, visitor);
     }
@@ -393,6 +453,9 @@ fn visit_entries<'a, T: SafeParams + 'a>(
             visitor.invalid(path, format!("has map key `{key}` that {reason}"));
             continue;
         }
+        if too_deep(path, 1, |path, reason| visitor.invalid(path, reason)) {
+            return;
+        }
         path.push_key(key.as_str());
         value.visit(path, visitor);
         path.pop();
@@ -410,6 +473,9 @@ fn visit_entries_mut<'a, T: SafeParams + 'a>(
             visitor.invalid(path, format!("has map key `{key}` that {reason}"));
             continue;
         }
+        if too_deep(path, 1, |path, reason| visitor.invalid(path, reason)) {
+            return;
+        }
         path.push_key(key.as_str());
         value.visit_mut(path, visitor);
         path.pop();
@@ -421,22 +487,28 @@ fn read_entries<T: SafeParams>(
     reader: &mut Reader<'_>,
 ) -> Option<Vec<(String, T)>> {
     path.default_class(MAP_CLASS);
-    let mut entries = Vec::new();
-    let mut failed = false;
-    for name in reader.child_names(path) {
-        path.push_key(name.as_str());
-        let value = reader.probe(path, T::read);
-        path.pop();
-        match value {
-            Presence::Present(value) => entries.push((name, value)),
-            Presence::Absent => {}
-            Presence::Failed => failed = true,
-        }
-    }
-    (!failed).then_some(entries)
+    reader.entries(path, T::entry_suffix, T::read)
+}
+
+/// A list element's name continues its list's: `_<index>`, then what the element allows.
+fn list_suffix<T: SafeParams>(rest: &str) -> bool {
+    let Some(index) = rest.strip_prefix('_') else {
+        return false;
+    };
+    let digits = index.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && T::entry_suffix(&index[digits..])
+}
+
+/// A map entry's name continues its map's: `_<name>`.
+fn map_suffix(rest: &str) -> bool {
+    rest.len() > 1 && rest.starts_with('_')
 }
 
 impl<T: SafeParams> SafeParams for BTreeMap<String, T> {
+    fn entry_suffix(rest: &str) -> bool {
+        map_suffix(rest)
+    }
+
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
         visit_entries(self.iter(), path, visitor);
     }
@@ -452,6 +524,10 @@ impl<T: SafeParams> SafeParams for BTreeMap<String, T> {
 }
 
 impl<T: SafeParams, S: BuildHasher + Default> SafeParams for HashMap<String, T, S> {
+    fn entry_suffix(rest: &str) -> bool {
+        map_suffix(rest)
+    }
+
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
         visit_entries(self.iter(), path, visitor);
     }

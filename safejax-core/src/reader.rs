@@ -1,13 +1,13 @@
 //! The source of named tensor views that values are read from, and the report it keeps.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashSet;
 
 use safetensors::tensor::TensorView;
 
 use crate::dtype::DtypePolicy;
 use crate::error::{KeyProblem, LeafProblem, LoadReport};
 use crate::format::Parsed;
-use crate::key::{KeyPath, check_name};
+use crate::key::{KeyPath, MAX_DEPTH, check_name, depth_reason};
 use crate::style::Style;
 
 /// Which collections a file holds, and whether its keys name the collection.
@@ -37,16 +37,20 @@ impl PartSpec {
     }
 }
 
-struct Entry<'d> {
-    view: TensorView<'d>,
-    used: bool,
-}
-
+/// One file of a load: its tensors, and which of them were read.
 struct Part<'d> {
     spec: PartSpec,
-    names: Vec<String>,
-    entries: Vec<Entry<'d>>,
-    index: HashMap<String, usize>,
+    parsed: Parsed<'d>,
+    used: Vec<bool>,
+}
+
+/// A key of one file, or its part after the collection: what lookups search, sorted by text.
+#[derive(Debug, Clone, Copy)]
+struct Name {
+    part: u32,
+    entry: u32,
+    /// Where the text starts in the key.
+    start: u32,
 }
 
 /// The outcome of [`Reader::optional`].
@@ -81,8 +85,8 @@ pub struct Reader<'d> {
     policy: DtypePolicy,
     parts: Vec<Part<'d>>,
     /// Every key, and for Flax and Haiku its part after the first `.`, sorted: what
-    /// [`Reader::any_under`] and [`Reader::child_names`] search.
-    prefixes: Vec<String>,
+    /// [`Reader::tensor`], [`Reader::any_under`] and map reads search.
+    names: Vec<Name>,
     report: LoadReport,
     hits: usize,
     /// Above zero while candidate map entries are tried: a key already read then counts as
@@ -93,48 +97,56 @@ pub struct Reader<'d> {
 impl<'d> Reader<'d> {
     /// A reader over checked files, each with the collections it holds.
     pub fn new(style: Style, policy: DtypePolicy, files: Vec<(PartSpec, Parsed<'d>)>) -> Self {
-        let parts = files
+        let parts: Vec<Part<'d>> = files
             .into_iter()
-            .map(|(spec, parsed)| {
-                let mut names = Vec::with_capacity(parsed.tensors.len());
-                let mut entries = Vec::with_capacity(parsed.tensors.len());
-                for (name, view) in parsed.tensors {
-                    names.push(name);
-                    entries.push(Entry { view, used: false });
-                }
-                let index = names
-                    .iter()
-                    .cloned()
-                    .enumerate()
-                    .map(|(i, n)| (n, i))
-                    .collect();
-                Part {
-                    spec,
-                    names,
-                    entries,
-                    index,
-                }
+            .map(|(spec, parsed)| Part {
+                spec,
+                used: vec![false; parsed.len()],
+                parsed,
             })
-            .collect::<Vec<Part<'d>>>();
-        let mut prefixes = Vec::new();
-        for name in parts.iter().flat_map(|p| &p.names) {
-            prefixes.push(name.clone());
-            if style != Style::Objax
-                && let Some((_, rest)) = name.split_once('.')
-            {
-                prefixes.push(rest.to_owned());
+            .collect();
+        let mut names = Vec::new();
+        for (part, file) in parts.iter().enumerate() {
+            for entry in 0..file.parsed.len() {
+                // A header is at most `MAX_HEADER_LEN` bytes: its counts and offsets fit in u32.
+                let name = |start: usize| Name {
+                    part: part as u32,
+                    entry: entry as u32,
+                    start: start as u32,
+                };
+                names.push(name(0));
+                if style != Style::Objax
+                    && let Some(dot) = file.parsed.name(entry).find('.')
+                {
+                    names.push(name(dot + 1));
+                }
             }
         }
-        prefixes.sort_unstable();
+        names.sort_unstable_by(|a, b| text(&parts, *a).cmp(text(&parts, *b)));
         Reader {
             style,
             policy,
             parts,
-            prefixes,
+            names,
             report: LoadReport::default(),
             hits: 0,
             probing: 0,
         }
+    }
+
+    /// The first of the sorted names whose text is not below `text`.
+    fn seek(&self, text: &str) -> usize {
+        self.names
+            .partition_point(|n| self::text(&self.parts, *n) < text)
+    }
+
+    /// The entry of `part` whose whole key is `key`.
+    fn find(&self, part: usize, key: &str) -> Option<usize> {
+        self.names[self.seek(key)..]
+            .iter()
+            .take_while(|n| text(&self.parts, **n) == key)
+            .find(|n| n.part as usize == part && n.start == 0)
+            .map(|n| n.entry as usize)
     }
 
     /// The style keys are rendered in.
@@ -164,6 +176,11 @@ impl<'d> Reader<'d> {
     /// Takes the tensor at `path`, or records it as missing. A tensor is handed out once: a second
     /// request for the same key (two fields rendering to one key) is recorded as a problem.
     pub fn tensor(&mut self, path: &KeyPath) -> Option<(String, TensorView<'d>)> {
+        if path.segments().len() > MAX_DEPTH {
+            let key = self.key(path);
+            self.report.invalid.push(too_deep(key));
+            return None;
+        }
         let Some(part) = self.part_for(path) else {
             let key = self.style.render(path, true);
             self.report.invalid.push(KeyProblem {
@@ -175,27 +192,26 @@ impl<'d> Reader<'d> {
             });
             return None;
         };
-        let part = &mut self.parts[part];
-        let key = self.style.render(path, part.spec.with_collection);
-        let Some(&i) = part.index.get(&key) else {
+        let key = self.style.render(path, self.parts[part].spec.with_collection);
+        let Some(i) = self.find(part, &key) else {
             self.report.missing.push(key);
             return None;
         };
-        let entry = &mut part.entries[i];
-        if entry.used && self.probing > 0 {
+        let file = &mut self.parts[part];
+        if file.used[i] && self.probing > 0 {
             self.report.missing.push(key);
             return None;
         }
         self.hits += 1;
-        if entry.used {
+        if file.used[i] {
             self.report.invalid.push(KeyProblem {
                 key,
                 reason: "two parts of the value map to this key".to_owned(),
             });
             return None;
         }
-        entry.used = true;
-        Some((key, entry.view.clone()))
+        file.used[i] = true;
+        Some((key, file.parsed.view(i)))
     }
 
     /// Takes the tensor at `path` and converts it with `decode`, recording any problem.
@@ -224,17 +240,18 @@ impl<'d> Reader<'d> {
     /// type's absent child) stops without descending.
     pub fn any_under(&self, path: &KeyPath) -> bool {
         let prefix = self.style.prefix(path);
-        let at = self
-            .prefixes
-            .partition_point(|k| k.as_str() < prefix.as_str());
-        self.prefixes
-            .get(at)
-            .is_some_and(|k| k.starts_with(&prefix))
+        self.names
+            .get(self.seek(&prefix))
+            .is_some_and(|n| text(&self.parts, *n).starts_with(&prefix))
     }
 
     /// Reads the value at `path`, which may be wholly absent: [`Presence::Absent`] when not one
     /// of its keys is in the file (its "missing" reports are dropped). When at least one is, the
     /// read counts as usual, so that partial presence is an error.
+    ///
+    /// Values are not read deeper than [`MAX_DEPTH`] steps: keys under such a path are a
+    /// problem of the load, so that a recursive type meets a file of any depth with a report
+    /// instead of a stack overflow.
     pub fn optional<T>(
         &mut self,
         path: &mut KeyPath,
@@ -242,6 +259,12 @@ impl<'d> Reader<'d> {
     ) -> Presence<T> {
         if !self.any_under(path) {
             return Presence::Absent;
+        }
+        if path.segments().len() > MAX_DEPTH {
+            let key = self.key(path);
+            self.report.invalid.push(too_deep(key));
+            self.hits += 1;
+            return Presence::Failed;
         }
         let hits = self.hits;
         let lengths = self.report.lengths();
@@ -257,7 +280,7 @@ impl<'d> Reader<'d> {
     }
 
     /// Tries a candidate map entry with [`Reader::optional`]; keys already read count as absent.
-    pub(crate) fn probe<T>(
+    fn probe<T>(
         &mut self,
         path: &mut KeyPath,
         read: impl FnOnce(&mut KeyPath, &mut Self) -> Option<T>,
@@ -268,41 +291,69 @@ impl<'d> Reader<'d> {
         presence
     }
 
-    /// The candidate names of the map entries under `path` (whose last segment is the map's
-    /// own): every name the file's keys could hold there. Flax and Haiku join an entry to its
-    /// map with `_` and a list element or inner map entry to the entry with `_` again, so the key
-    /// `heads_a_0.w` offers both `a` and `a_0`; reading each (shortest first) tells which is
-    /// real. Names that could not be map keys are left out (and so end up unexpected).
-    pub fn child_names(&self, path: &KeyPath) -> BTreeSet<String> {
+    /// Reads the entries of the map at `path` (whose last segment is the map's own): the names
+    /// the file's keys hold there, each read with `read`.
+    ///
+    /// Flax and Haiku join an entry to its map with `_`, and a list element or inner map entry
+    /// to the entry with `_` again, so the key `heads_a_0.w` may hold the entry `a` (of a map
+    /// of lists) or `a_0`. `fits` says what may follow an entry's name inside its key segment
+    /// (see [`SafeParams::entry_suffix`](crate::SafeParams::entry_suffix)); of the names that
+    /// fit, shorter ones are tried first, and a key stops being tried once it is read. At most
+    /// [`MAX_ENTRY_CANDIDATES`] names are tried per key, which keeps a read linear in the size
+    /// of the file. Names that could not be map keys are left out (and so end up unexpected).
+    pub(crate) fn entries<T>(
+        &mut self,
+        path: &mut KeyPath,
+        fits: fn(&str) -> bool,
+        mut read: impl FnMut(&mut KeyPath, &mut Self) -> Option<T>,
+    ) -> Option<Vec<(String, T)>> {
         let (before, after) = self.style.child_affixes(path, false);
         let stops: &[char] = match self.style {
             Style::Flax => &['.'],
             Style::Haiku => &['.', '/'],
             Style::Objax => &[']'],
         };
-        // `prefixes` holds every key and its part after the collection, sorted: the keys under
-        // the map are one run of it.
-        let start = self
-            .prefixes
-            .partition_point(|k| k.as_str() < before.as_str());
-        let mut found = BTreeSet::new();
-        for key in &self.prefixes[start..] {
-            let Some(rest) = key.strip_prefix(before.as_str()) else {
+        let mut entries = Vec::new();
+        let mut failed = false;
+        let mut tried = HashSet::new();
+        let mut at = self.seek(&before);
+        while let Some(&name) = self.names.get(at) {
+            at += 1;
+            let Some(rest) = text(&self.parts, name).strip_prefix(before.as_str()) else {
                 break;
             };
             let end = rest.find(stops).unwrap_or(rest.len());
             let child = &rest[..end];
-            if !rest[end..].starts_with(after.as_str()) || check_name(child).is_err() {
+            if self.is_used(name)
+                || !rest[end..].starts_with(after.as_str())
+                || check_name(child).is_err()
+            {
                 continue;
             }
-            if self.style != Style::Objax {
-                for (at, _) in child.match_indices('_').filter(|(at, _)| *at > 0) {
-                    found.insert(child[..at].to_owned());
+            let child = child.to_owned();
+            for cut in candidates(&child, self.style, fits) {
+                let entry = &child[..cut];
+                if !tried.insert(entry.to_owned()) {
+                    continue;
+                }
+                path.push_key(entry);
+                let value = self.probe(path, &mut read);
+                path.pop();
+                match value {
+                    Presence::Present(value) => entries.push((entry.to_owned(), value)),
+                    Presence::Absent => {}
+                    Presence::Failed => failed = true,
+                }
+                if self.is_used(name) {
+                    break;
                 }
             }
-            found.insert(child.to_owned());
         }
-        found
+        (!failed).then_some(entries)
+    }
+
+    fn is_used(&self, name: Name) -> bool {
+        self.parts[name.part as usize].used[name.entry as usize]
     }
 
     /// Finishes the read: unconsumed keys become "unexpected" unless `allow_unexpected`, in which
@@ -310,9 +361,9 @@ impl<'d> Reader<'d> {
     pub fn finish(mut self, allow_unexpected: bool) -> (LoadReport, Vec<String>) {
         let mut unused = Vec::new();
         for part in &self.parts {
-            for (name, entry) in part.names.iter().zip(&part.entries) {
-                if !entry.used {
-                    unused.push(name.clone());
+            for (entry, used) in part.used.iter().enumerate() {
+                if !used {
+                    unused.push(part.parsed.name(entry).to_owned());
                 }
             }
         }
@@ -346,5 +397,34 @@ impl<'d> Reader<'d> {
                 None
             }
         }
+    }
+}
+
+/// The text of a sorted name.
+fn text<'p>(parts: &'p [Part<'_>], name: Name) -> &'p str {
+    &parts[name.part as usize].parsed.name(name.entry as usize)[name.start as usize..]
+}
+
+/// The most names tried as a map entry for one key of a file (see [`Reader::entries`]).
+pub const MAX_ENTRY_CANDIDATES: usize = 64;
+
+/// The lengths of the names a key segment `child` may hold as a map entry, shortest first: in
+/// Flax and Haiku every prefix that ends before a `_` and the whole, where the rest `fits`; in
+/// Objax only the whole.
+fn candidates(child: &str, style: Style, fits: fn(&str) -> bool) -> impl Iterator<Item = usize> {
+    let cuts = (style != Style::Objax)
+        .then(|| child.match_indices('_').map(|(at, _)| at).filter(|&at| at > 0))
+        .into_iter()
+        .flatten();
+    let whole = std::iter::once(child.len());
+    cuts.chain(whole)
+        .filter(move |&at| style == Style::Objax || fits(&child[at..]))
+        .take(MAX_ENTRY_CANDIDATES)
+}
+
+fn too_deep(key: String) -> KeyProblem {
+    KeyProblem {
+        key,
+        reason: depth_reason(),
     }
 }

@@ -213,7 +213,7 @@ fn save_flat(flat: &[(String, &dyn Leaf)], path: &Path, metadata: Option<&Metada
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io("read", path, e))
+    crate::source::read_checked(path)
 }
 
 fn in_file<T>(path: &Path, result: Result<T>) -> Result<T> {
@@ -250,9 +250,8 @@ pub(crate) fn serialize_tree_to_file(
 pub(crate) fn deserialize_tree(bytes: &[u8]) -> Result<(Tree, Metadata)> {
     let parsed = format::parse(bytes)?;
     let flat = parsed
-        .tensors
         .iter()
-        .map(|(name, view)| (name.clone(), Tensor::from_view(view)));
+        .map(|(name, view)| (name.to_owned(), Tensor::from_view(&view)));
     Ok((Tree::unflatten(flat)?, parsed.metadata))
 }
 
@@ -449,11 +448,11 @@ pub mod objax {
     pub fn deserialize_with_metadata(bytes: &[u8]) -> Result<(VarCollection, Metadata)> {
         let parsed = format::parse(bytes)?;
         let mut vars = VarCollection::new();
-        for (key, view) in &parsed.tensors {
+        for (key, view) in parsed.iter() {
             let (name, kind) = split(key);
             let var = super::Var {
                 kind,
-                tensor: Tensor::from_view(view),
+                tensor: Tensor::from_view(&view),
             };
             if let Some(first) = vars.insert(name.to_owned(), var) {
                 return Err(Error::Invalid {
@@ -483,20 +482,20 @@ pub mod objax {
     pub fn deserialize_with_assignment(bytes: &[u8], vars: &mut VarCollection) -> Result<()> {
         let parsed = format::parse(bytes)?;
         let mut report = LoadReport::default();
-        for (key, view) in &parsed.tensors {
+        for (key, view) in parsed.iter() {
             let (name, kind) = split(key);
             match vars.get(name) {
-                None => report.unexpected.push(key.clone()),
+                None => report.unexpected.push(key.to_owned()),
                 Some(var) if var.kind != kind => report.invalid.push(KeyProblem {
-                    key: key.clone(),
+                    key: key.to_owned(),
                     reason: format!(
                         "is a {kind} in the file but a {} in the collection",
                         var.kind
                     ),
                 }),
                 Some(var) => {
-                    if let Err(problem) = var.tensor.check(view, DtypePolicy::Exact) {
-                        report.record(key.clone(), problem);
+                    if let Err(problem) = var.tensor.check(&view, DtypePolicy::Exact) {
+                        report.record(key.to_owned(), problem);
                     }
                 }
             }
@@ -504,9 +503,9 @@ pub mod objax {
         if !report.is_empty() {
             return Err(Error::Load(Box::new(report)));
         }
-        for (key, view) in &parsed.tensors {
+        for (key, view) in parsed.iter() {
             if let Some(var) = vars.get_mut(split(key).0) {
-                var.tensor.assign(view, DtypePolicy::Exact);
+                var.tensor.assign(&view, DtypePolicy::Exact);
             }
         }
         Ok(())

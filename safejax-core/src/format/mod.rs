@@ -1,17 +1,19 @@
 //! The safetensors byte layout: a header checked once with errors that name the key or byte
 //! offset, and a streaming writer whose bytes are the official crate's.
 
+mod header;
+
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::io::Write;
 
 use safetensors::Dtype;
-use safetensors::tensor::{Metadata as HeaderMetadata, TensorInfo, TensorView};
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use safetensors::tensor::{Metadata as HeaderMetadata, TensorInfo};
 
 use crate::error::{Error, Result};
 use crate::tensor::Leaf;
+
+pub use header::{Parsed, parse};
+pub(crate) use header::{FileHeader, header_len, split};
 
 /// The `__metadata__` string map of a safetensors file. Sorted, so equal maps give equal bytes.
 pub type Metadata = BTreeMap<String, String>;
@@ -22,126 +24,8 @@ pub const METADATA_KEY: &str = "__metadata__";
 /// The largest header accepted, as in the official crate.
 pub const MAX_HEADER_LEN: u64 = 100_000_000;
 
-const LEN_BYTES: usize = 8;
-
-/// A checked safetensors file: its tensors in file order, borrowing the data, and its metadata.
-#[derive(Debug)]
-pub struct Parsed<'d> {
-    /// The tensors in the order of their data.
-    pub tensors: Vec<(String, TensorView<'d>)>,
-    /// The `__metadata__` map (empty when the file has none).
-    pub metadata: Metadata,
-}
-
-#[derive(Deserialize)]
-#[serde(expecting = "a tensor entry {\"dtype\", \"shape\", \"data_offsets\"}")]
-struct RawInfo {
-    dtype: String,
-    shape: Vec<usize>,
-    #[serde(deserialize_with = "offsets")]
-    data_offsets: (usize, usize),
-}
-
-/// Reads `data_offsets`, saying plainly when it does not hold exactly two offsets.
-fn offsets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(usize, usize), D::Error> {
-    struct Offsets;
-
-    impl<'de> Visitor<'de> for Offsets {
-        type Value = (usize, usize);
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("two data offsets [start, end]")
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let start = seq
-                .next_element()?
-                .ok_or_else(|| de::Error::invalid_length(0, &self))?;
-            let end = seq
-                .next_element()?
-                .ok_or_else(|| de::Error::invalid_length(1, &self))?;
-            if seq.next_element::<de::IgnoredAny>()?.is_some() {
-                return Err(de::Error::custom(
-                    "`data_offsets` holds more than two offsets",
-                ));
-            }
-            Ok((start, end))
-        }
-    }
-
-    deserializer.deserialize_seq(Offsets)
-}
-
-struct RawHeader {
-    entries: Vec<(String, RawInfo)>,
-    metadata: Option<Metadata>,
-}
-
-impl<'de> Deserialize<'de> for RawHeader {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RawHeaderVisitor)
-    }
-}
-
-struct RawHeaderVisitor;
-
-impl<'de> Visitor<'de> for RawHeaderVisitor {
-    type Value = RawHeader;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object of tensor entries")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader, A::Error> {
-        let mut seen = HashSet::new();
-        let mut entries = Vec::new();
-        let mut metadata = None;
-        while let Some(name) = map.next_key::<String>()? {
-            if !seen.insert(name.clone()) {
-                return Err(de::Error::custom(format!("duplicate entry `{name}`")));
-            }
-            if name == METADATA_KEY {
-                metadata = Some(map.next_value::<MetadataEntry>()?.0);
-            } else {
-                let info = map
-                    .next_value::<RawInfo>()
-                    .map_err(|e| de::Error::custom(format!("tensor `{name}`: {e}")))?;
-                entries.push((name, info));
-            }
-        }
-        Ok(RawHeader { entries, metadata })
-    }
-}
-
-/// The value of the `__metadata__` entry: a string map, or `null` for none.
-struct MetadataEntry(Metadata);
-
-impl<'de> Deserialize<'de> for MetadataEntry {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Option::<BTreeMap<String, serde_json::Value>>::deserialize(deserializer)
-            .map_err(|e| {
-                de::Error::custom(format!("`{METADATA_KEY}` must map strings to strings: {e}"))
-            })?;
-        let mut metadata = Metadata::new();
-        for (key, value) in value.unwrap_or_default() {
-            let serde_json::Value::String(text) = value else {
-                if TENSOR_FIELDS.contains(&key.as_str()) {
-                    return Err(de::Error::custom(format!(
-                        "`{METADATA_KEY}` is reserved for the metadata map and cannot name a tensor"
-                    )));
-                }
-                return Err(de::Error::custom(format!(
-                    "`{METADATA_KEY}` must map strings to strings, but `{key}` maps to {value}"
-                )));
-            };
-            metadata.insert(key, text);
-        }
-        Ok(MetadataEntry(metadata))
-    }
-}
-
-/// The fields of a tensor entry: one of them under `__metadata__` means a tensor was meant.
-const TENSOR_FIELDS: [&str; 3] = ["dtype", "shape", "data_offsets"];
+/// The size of the header length that starts every file.
+pub const LEN_BYTES: usize = 8;
 
 /// Parses a dtype name as the header writes it (`F32`, `BF16`, `F8_E4M3`, ...).
 ///
@@ -178,161 +62,6 @@ pub fn parse_dtype(name: &str) -> Option<Dtype> {
     })
 }
 
-/// Checks a whole safetensors buffer and returns views of its tensors.
-///
-/// Every problem is an [`Error::Format`] naming the byte offset and, where one is concerned,
-/// the tensor. Nothing is allocated in proportion to a length the file claims.
-///
-/// ```
-/// use safejax_core::format::parse;
-/// let err = parse(&[1, 2, 3]).unwrap_err();
-/// assert_eq!(err.to_string(), "invalid safetensors data at byte 0: 3 bytes are too few for the 8-byte header length");
-/// ```
-pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>> {
-    let Some(len_bytes) = bytes.get(..LEN_BYTES) else {
-        return Err(Error::format(
-            0,
-            format!(
-                "{} bytes are too few for the 8-byte header length",
-                bytes.len()
-            ),
-        ));
-    };
-    let mut raw_len = [0u8; LEN_BYTES];
-    raw_len.copy_from_slice(len_bytes);
-    let header_len = u64::from_le_bytes(raw_len);
-    let available = (bytes.len() - LEN_BYTES) as u64;
-    if header_len > MAX_HEADER_LEN {
-        return Err(Error::format(
-            0,
-            format!("header length {header_len} exceeds the limit of {MAX_HEADER_LEN} bytes"),
-        ));
-    }
-    if header_len > available {
-        return Err(Error::format(
-            0,
-            format!(
-                "header length {header_len} runs past the end of the data ({available} bytes follow it)"
-            ),
-        ));
-    }
-    // Both fit in `bytes`, so in usize.
-    let header_end = LEN_BYTES + header_len as usize;
-    let header = std::str::from_utf8(&bytes[LEN_BYTES..header_end]).map_err(|e| {
-        Error::format(
-            (LEN_BYTES + e.valid_up_to()) as u64,
-            "header is not valid UTF-8",
-        )
-    })?;
-    let raw: RawHeader = serde_json::from_str(header).map_err(|e| {
-        let offset = LEN_BYTES + json_offset(header, e.line(), e.column());
-        // The byte offset replaces serde_json's line and column.
-        let text = e.to_string();
-        let position = format!(" at line {} column {}", e.line(), e.column());
-        let text = text.strip_suffix(&position).unwrap_or(&text);
-        Error::format(
-            offset as u64,
-            format!("header is not a valid safetensors header: {text}"),
-        )
-    })?;
-    let data = &bytes[header_end..];
-    let tensors = check_entries(raw.entries, data, header_end)?;
-    Ok(Parsed {
-        tensors,
-        metadata: raw.metadata.unwrap_or_default(),
-    })
-}
-
-/// Byte offset in `text` of serde_json's 1-based line and column.
-fn json_offset(text: &str, line: usize, column: usize) -> usize {
-    let line_start: usize = text
-        .split_inclusive('\n')
-        .take(line.saturating_sub(1))
-        .map(str::len)
-        .sum();
-    (line_start + column.saturating_sub(1)).min(text.len())
-}
-
-fn check_entries<'d>(
-    mut entries: Vec<(String, RawInfo)>,
-    data: &'d [u8],
-    data_start: usize,
-) -> Result<Vec<(String, TensorView<'d>)>> {
-    entries.sort_by_key(|(_, info)| info.data_offsets);
-    let mut views = Vec::with_capacity(entries.len());
-    let mut end = 0usize;
-    for (name, info) in entries {
-        let at = |offset: usize| (data_start as u64).saturating_add(offset as u64);
-        let dtype = parse_dtype(&info.dtype).ok_or_else(|| {
-            Error::format(
-                at(info.data_offsets.0),
-                format!("tensor `{name}` has unknown dtype `{}`", info.dtype),
-            )
-        })?;
-        let (start, stop) = info.data_offsets;
-        if start != end {
-            let what = if start > end {
-                "leaves a gap after"
-            } else {
-                "overlaps"
-            };
-            return Err(Error::format(
-                at(start),
-                format!(
-                    "tensor `{name}` starts at data offset {start}, which {what} the previous tensor ending at {end}"
-                ),
-            ));
-        }
-        if stop < start {
-            return Err(Error::format(
-                at(start),
-                format!("tensor `{name}` ends at {stop}, before its start {start}"),
-            ));
-        }
-        let size = byte_size(dtype, &info.shape).map_err(|why| {
-            Error::format(
-                at(start),
-                format!(
-                    "tensor `{name}` of shape {:?} and dtype {dtype} {why}",
-                    info.shape
-                ),
-            )
-        })?;
-        if stop - start != size {
-            return Err(Error::format(
-                at(start),
-                format!(
-                    "tensor `{name}` of shape {:?} and dtype {dtype} needs {size} bytes, its offsets span {}",
-                    info.shape,
-                    stop - start
-                ),
-            ));
-        }
-        let Some(slice) = data.get(start..stop) else {
-            return Err(Error::format(
-                at(start),
-                format!(
-                    "tensor `{name}` ends at data offset {stop}, past the end of the data ({} bytes)",
-                    data.len()
-                ),
-            ));
-        };
-        let view = TensorView::new(dtype, info.shape, slice)
-            .map_err(|e| Error::format(at(start), format!("tensor `{name}`: {e}")))?;
-        views.push((name, view));
-        end = stop;
-    }
-    if end != data.len() {
-        return Err(Error::format(
-            at_end(data_start, end),
-            format!(
-                "{} bytes after the last tensor belong to no tensor",
-                data.len() - end
-            ),
-        ));
-    }
-    Ok(views)
-}
 
 /// The byte size of a tensor, refusing shapes that no array can have: as in numpy and ndarray,
 /// the product of the non-zero dimensions must fit in `isize`, even when another one is zero.
@@ -350,10 +79,6 @@ pub(crate) fn byte_size(dtype: Dtype, shape: &[usize]) -> Result<usize, &'static
         return Err("does not fill a whole number of bytes");
     }
     Ok(bits / 8)
-}
-
-fn at_end(data_start: usize, end: usize) -> u64 {
-    (data_start as u64).saturating_add(end as u64)
 }
 
 /// Checks names before anything is written: no duplicates, none reserved or empty.
@@ -621,8 +346,9 @@ mod tests {
         })
     }
 
-    /// A map key: anything but the separators of the three styles, too short to be reserved.
-    const NAME: &str = "[^./:()\\[\\]]{1,8}";
+    /// A map key: anything but the separators of the three styles and NUL, too short to be
+    /// reserved.
+    const NAME: &str = "[^./:()\\[\\]\\x00]{1,8}";
 
     fn official(
         tensors: &BTreeMap<String, Tensor>,

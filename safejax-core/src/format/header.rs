@@ -1,0 +1,605 @@
+//! Reading a safetensors header: checked once, kept compact.
+//!
+//! A file of a million tiny tensors is mostly header, so what a header costs in memory is what a
+//! load costs: names borrow the header's text wherever JSON allows (no escapes), every shape
+//! lives in one shared buffer, and a tensor's view is made only when a leaf asks for it. The
+//! header is parsed and checked against the length of the data before any data is read.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::hash_map::{Entry as Slot, RandomState};
+use std::fmt;
+use std::hash::BuildHasher;
+
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::{LEN_BYTES, MAX_HEADER_LEN, METADATA_KEY, Metadata, byte_size, parse_dtype};
+use crate::error::{Error, Result};
+
+/// One tensor of a checked header.
+#[derive(Debug, Clone)]
+struct Entry<'h> {
+    name: Cow<'h, str>,
+    /// `None` until checked: an unknown dtype is reported in data order, with its offset.
+    dtype: Option<Dtype>,
+    /// Where its dimensions start in the shared buffer, and how many there are.
+    dims_at: u32,
+    rank: u32,
+    /// Its bytes in the data section.
+    start: usize,
+    end: usize,
+}
+
+/// A checked header, before its data is at hand: the tensors in data order, and the metadata.
+#[derive(Debug)]
+pub(crate) struct FileHeader<'h> {
+    entries: Vec<Entry<'h>>,
+    dims: Vec<usize>,
+    metadata: Metadata,
+    data_len: usize,
+}
+
+/// A checked safetensors file: its tensors in the order of their data, borrowing the file's
+/// bytes, and its metadata.
+///
+/// ```
+/// use safejax_core::format::parse;
+/// let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/flax_mlp.safetensors"))?;
+/// let parsed = parse(&bytes)?;
+/// let (name, view) = parsed.iter().next().expect("a tensor");
+/// assert_eq!((name, view.shape()), ("params.Dense_0.bias", &[16][..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Parsed<'d> {
+    entries: Vec<Entry<'d>>,
+    dims: Vec<usize>,
+    data: &'d [u8],
+    /// The `__metadata__` map (empty when the file has none).
+    pub metadata: Metadata,
+}
+
+impl<'d> Parsed<'d> {
+    /// How many tensors the file holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the file holds no tensor.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The name of the `i`-th tensor, in data order.
+    pub fn name(&self, i: usize) -> &str {
+        &self.entries[i].name
+    }
+
+    /// The dtype of the `i`-th tensor.
+    pub fn dtype(&self, i: usize) -> Dtype {
+        // Every dtype was checked when the header was.
+        self.entries[i].dtype.unwrap_or(Dtype::U8)
+    }
+
+    /// The shape of the `i`-th tensor.
+    pub fn shape(&self, i: usize) -> &[usize] {
+        let entry = &self.entries[i];
+        let at = entry.dims_at as usize;
+        &self.dims[at..at + entry.rank as usize]
+    }
+
+    /// The bytes of the `i`-th tensor.
+    pub fn data(&self, i: usize) -> &'d [u8] {
+        let entry = &self.entries[i];
+        &self.data[entry.start..entry.end]
+    }
+
+    /// A view of the `i`-th tensor, as the official crate's type.
+    pub fn view(&self, i: usize) -> TensorView<'d> {
+        TensorView::new(self.dtype(i), self.shape(i).to_vec(), self.data(i))
+            .unwrap_or_else(|_| unreachable!("the header was checked against the data"))
+    }
+
+    /// Every tensor with its name, in data order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, TensorView<'d>)> + '_ {
+        (0..self.len()).map(|i| (self.name(i), self.view(i)))
+    }
+}
+
+/// The length of the JSON header, from the first bytes of a file of `file_len` bytes; checked
+/// against the format's limit and against what follows it, before anything else is read.
+pub(crate) fn header_len(first: &[u8], file_len: u64) -> Result<usize> {
+    let Some(len_bytes) = first.get(..LEN_BYTES) else {
+        return Err(Error::format(
+            0,
+            format!("{file_len} bytes are too few for the 8-byte header length"),
+        ));
+    };
+    let mut raw_len = [0u8; LEN_BYTES];
+    raw_len.copy_from_slice(len_bytes);
+    let header_len = u64::from_le_bytes(raw_len);
+    let available = file_len.saturating_sub(LEN_BYTES as u64);
+    if header_len > MAX_HEADER_LEN {
+        return Err(Error::format(
+            0,
+            format!("header length {header_len} exceeds the limit of {MAX_HEADER_LEN} bytes"),
+        ));
+    }
+    if header_len > available {
+        return Err(Error::format(
+            0,
+            format!(
+                "header length {header_len} runs past the end of the data ({available} bytes follow it)"
+            ),
+        ));
+    }
+    // At most `MAX_HEADER_LEN`, so it fits in usize.
+    Ok(header_len as usize)
+}
+
+/// Checks a whole safetensors buffer and returns views of its tensors.
+///
+/// Every problem is an [`Error::Format`] naming the byte offset and, where one is concerned,
+/// the tensor. Nothing is allocated in proportion to a length the file claims.
+///
+/// ```
+/// use safejax_core::format::parse;
+/// let err = parse(&[1, 2, 3]).unwrap_err();
+/// assert_eq!(err.to_string(), "invalid safetensors data at byte 0: 3 bytes are too few for the 8-byte header length");
+/// ```
+pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>> {
+    let (text, data) = split(bytes)?;
+    Ok(FileHeader::parse(text, data.len())?.with_data(data))
+}
+
+/// The JSON header of a whole file in memory, and its data.
+pub(crate) fn split(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
+    let len = header_len(bytes, bytes.len() as u64)?;
+    // `header_len` checked that both fit in `bytes`.
+    Ok(bytes[LEN_BYTES..].split_at(len))
+}
+
+impl<'h> FileHeader<'h> {
+    /// Parses and checks the JSON `text` of a header (the bytes after the length) for a file
+    /// whose data section is `data_len` bytes long.
+    pub(crate) fn parse(text: &'h [u8], data_len: usize) -> Result<Self> {
+        let text = std::str::from_utf8(text).map_err(|e| {
+            Error::format(
+                (LEN_BYTES + e.valid_up_to()) as u64,
+                "header is not valid UTF-8",
+            )
+        })?;
+        let raw = RawHeader::deserialize(&mut serde_json::Deserializer::from_str(text))
+            .map_err(|e| json_error(text, e))?;
+        let data_start = LEN_BYTES + text.len();
+        let entries = check_entries(raw.entries, &raw.dims, raw.unknown, data_len, data_start)?;
+        Ok(FileHeader {
+            entries,
+            dims: raw.dims,
+            metadata: raw.metadata.unwrap_or_default(),
+            data_len,
+        })
+    }
+
+    /// The header with the data it was checked for.
+    pub(crate) fn with_data<'d>(self, data: &'d [u8]) -> Parsed<'d>
+    where
+        'h: 'd,
+    {
+        debug_assert_eq!(data.len(), self.data_len);
+        Parsed {
+            entries: self.entries,
+            dims: self.dims,
+            data,
+            metadata: self.metadata,
+        }
+    }
+}
+
+/// A JSON error at its byte offset in the file.
+fn json_error(text: &str, e: serde_json::Error) -> Error {
+    let offset = LEN_BYTES + json_offset(text, e.line(), e.column());
+    // The byte offset replaces serde_json's line and column.
+    let message = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let message = message.strip_suffix(&position).unwrap_or(&message);
+    Error::format(
+        offset as u64,
+        format!("header is not a valid safetensors header: {message}"),
+    )
+}
+
+/// Byte offset in `text` of serde_json's 1-based line and column.
+fn json_offset(text: &str, line: usize, column: usize) -> usize {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    (line_start + column.saturating_sub(1)).min(text.len())
+}
+
+/// A string of the header: borrowed from its text unless JSON escapes made a new one.
+struct Text<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, text: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// The header as read, before its entries are checked against each other and the data.
+struct RawHeader<'de> {
+    entries: Vec<Entry<'de>>,
+    dims: Vec<usize>,
+    /// Entries whose dtype is not one the format has, with the name written.
+    unknown: Vec<(usize, String)>,
+    metadata: Option<Metadata>,
+}
+
+impl<'de> Deserialize<'de> for RawHeader<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RawHeaderVisitor)
+    }
+}
+
+struct RawHeaderVisitor;
+
+impl<'de> Visitor<'de> for RawHeaderVisitor {
+    type Value = RawHeader<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of tensor entries")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader<'de>, A::Error> {
+        let mut header = RawHeader {
+            entries: Vec::new(),
+            dims: Vec::new(),
+            unknown: Vec::new(),
+            metadata: None,
+        };
+        // Names are found again by a hash of each: no second copy of every name. A hash shared
+        // by two different names (as good as never, the hasher being keyed at random) falls
+        // back to comparing with every entry.
+        let hasher = RandomState::new();
+        let mut seen: HashMap<u64, usize> = HashMap::new();
+        while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
+            if name == METADATA_KEY {
+                if header.metadata.is_some() {
+                    return Err(de::Error::custom(format!("duplicate entry `{name}`")));
+                }
+                header.metadata = Some(map.next_value::<MetadataEntry>()?.0);
+                continue;
+            }
+            let index = header.entries.len();
+            let duplicate = match seen.entry(hasher.hash_one(&*name)) {
+                Slot::Occupied(first) => {
+                    header.entries[*first.get()].name == name
+                        || header.entries.iter().any(|entry| entry.name == name)
+                }
+                Slot::Vacant(slot) => {
+                    slot.insert(index);
+                    false
+                }
+            };
+            if duplicate {
+                return Err(de::Error::custom(format!("duplicate entry `{name}`")));
+            }
+            let seed = EntrySeed {
+                dims: &mut header.dims,
+            };
+            let raw = map
+                .next_value_seed(seed)
+                .map_err(|e| de::Error::custom(format!("tensor `{name}`: {e}")))?;
+            let dtype = parse_dtype(&raw.dtype);
+            if dtype.is_none() {
+                header.unknown.push((index, raw.dtype.into_owned()));
+            }
+            header.entries.push(Entry {
+                name,
+                dtype,
+                dims_at: raw.dims_at,
+                rank: raw.rank,
+                start: raw.offsets.0,
+                end: raw.offsets.1,
+            });
+        }
+        Ok(header)
+    }
+}
+
+/// A tensor entry as read: its dtype's name, its dimensions (appended to the shared buffer)
+/// and its offsets.
+struct RawEntry<'de> {
+    dtype: Cow<'de, str>,
+    dims_at: u32,
+    rank: u32,
+    offsets: (usize, usize),
+}
+
+const ENTRY_FIELDS: [&str; 3] = ["dtype", "shape", "data_offsets"];
+
+/// Reads one tensor entry, appending its shape to `dims`.
+struct EntrySeed<'a> {
+    dims: &'a mut Vec<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
+    type Value = RawEntry<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_struct("TensorInfo", &ENTRY_FIELDS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed<'_> {
+    type Value = RawEntry<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a tensor entry {\"dtype\", \"shape\", \"data_offsets\"}")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let dtype = seq
+            .next_element::<Text<'de>>()?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?
+            .0;
+        let dims_at = self.dims.len();
+        seq.next_element_seed(ShapeSeed { dims: self.dims })?
+            .ok_or_else(|| de::Error::invalid_length(1, &"a tensor entry with 3 elements"))?;
+        let offsets = seq
+            .next_element_seed(OffsetsSeed)?
+            .ok_or_else(|| de::Error::invalid_length(2, &"a tensor entry with 3 elements"))?;
+        if seq.next_element::<IgnoredAny>()?.is_some() {
+            return Err(de::Error::invalid_length(4, &"a tensor entry with 3 elements"));
+        }
+        raw_entry(dtype, dims_at, self.dims.len(), offsets)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut dtype = None;
+        let mut shape: Option<(usize, usize)> = None;
+        let mut offsets = None;
+        while let Some(Text(field)) = map.next_key::<Text<'de>>()? {
+            match &*field {
+                "dtype" if dtype.is_some() => return Err(de::Error::duplicate_field("dtype")),
+                "dtype" => dtype = Some(map.next_value::<Text<'de>>()?.0),
+                "shape" if shape.is_some() => return Err(de::Error::duplicate_field("shape")),
+                "shape" => {
+                    let at = self.dims.len();
+                    map.next_value_seed(ShapeSeed {
+                        dims: &mut *self.dims,
+                    })?;
+                    shape = Some((at, self.dims.len()));
+                }
+                "data_offsets" if offsets.is_some() => {
+                    return Err(de::Error::duplicate_field("data_offsets"));
+                }
+                "data_offsets" => offsets = Some(map.next_value_seed(OffsetsSeed)?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let dtype = dtype.ok_or_else(|| de::Error::missing_field("dtype"))?;
+        let (at, end) = shape.ok_or_else(|| de::Error::missing_field("shape"))?;
+        let offsets = offsets.ok_or_else(|| de::Error::missing_field("data_offsets"))?;
+        raw_entry(dtype, at, end, offsets)
+    }
+}
+
+fn raw_entry<'de, E: de::Error>(
+    dtype: Cow<'de, str>,
+    at: usize,
+    end: usize,
+    offsets: (usize, usize),
+) -> Result<RawEntry<'de>, E> {
+    // The header is at most `MAX_HEADER_LEN` bytes, so it holds fewer dimensions than that.
+    let narrow = |n: usize| u32::try_from(n).map_err(|_| de::Error::custom("too many dimensions"));
+    Ok(RawEntry {
+        dtype,
+        dims_at: narrow(at)?,
+        rank: narrow(end - at)?,
+        offsets,
+    })
+}
+
+/// Appends a shape's dimensions to the shared buffer.
+struct ShapeSeed<'a> {
+    dims: &'a mut Vec<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for ShapeSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ShapeSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(dim) = seq.next_element::<usize>()? {
+            self.dims.push(dim);
+        }
+        Ok(())
+    }
+}
+
+/// Reads `data_offsets`, saying plainly when it does not hold exactly two offsets.
+struct OffsetsSeed;
+
+impl<'de> DeserializeSeed<'de> for OffsetsSeed {
+    type Value = (usize, usize);
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OffsetsSeed {
+    type Value = (usize, usize);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("two data offsets [start, end]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let start = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let end = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        if seq.next_element::<IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom(
+                "`data_offsets` holds more than two offsets",
+            ));
+        }
+        Ok((start, end))
+    }
+}
+
+/// The value of the `__metadata__` entry: a string map, or `null` for none.
+struct MetadataEntry(Metadata);
+
+impl<'de> Deserialize<'de> for MetadataEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Option::<std::collections::BTreeMap<String, serde_json::Value>>::deserialize(
+            deserializer,
+        )
+        .map_err(|e| {
+            de::Error::custom(format!("`{METADATA_KEY}` must map strings to strings: {e}"))
+        })?;
+        let mut metadata = Metadata::new();
+        for (key, value) in value.unwrap_or_default() {
+            let serde_json::Value::String(text) = value else {
+                if ENTRY_FIELDS.contains(&key.as_str()) {
+                    return Err(de::Error::custom(format!(
+                        "`{METADATA_KEY}` is reserved for the metadata map and cannot name a tensor"
+                    )));
+                }
+                return Err(de::Error::custom(format!(
+                    "`{METADATA_KEY}` must map strings to strings, but `{key}` maps to {value}"
+                )));
+            };
+            metadata.insert(key, text);
+        }
+        Ok(MetadataEntry(metadata))
+    }
+}
+
+/// Puts the entries in data order and checks that they tile the data exactly, each with a known
+/// dtype and the size its shape needs.
+fn check_entries<'h>(
+    entries: Vec<Entry<'h>>,
+    dims: &[usize],
+    unknown: Vec<(usize, String)>,
+    data_len: usize,
+    data_start: usize,
+) -> Result<Vec<Entry<'h>>> {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_key(|&i| (entries[i].start, entries[i].end));
+    let unknown: HashMap<usize, String> = unknown.into_iter().collect();
+    let at = |offset: usize| (data_start as u64).saturating_add(offset as u64);
+    let mut end = 0usize;
+    for &i in &order {
+        let entry = &entries[i];
+        let name = &entry.name;
+        let (start, stop) = (entry.start, entry.end);
+        let Some(dtype) = entry.dtype else {
+            let written = unknown.get(&i).map_or("", String::as_str);
+            return Err(Error::format(
+                at(start),
+                format!("tensor `{name}` has unknown dtype `{written}`"),
+            ));
+        };
+        if start != end {
+            let what = if start > end {
+                "leaves a gap after"
+            } else {
+                "overlaps"
+            };
+            return Err(Error::format(
+                at(start),
+                format!(
+                    "tensor `{name}` starts at data offset {start}, which {what} the previous tensor ending at {end}"
+                ),
+            ));
+        }
+        if stop < start {
+            return Err(Error::format(
+                at(start),
+                format!("tensor `{name}` ends at {stop}, before its start {start}"),
+            ));
+        }
+        let shape = &dims[entry.dims_at as usize..][..entry.rank as usize];
+        let size = byte_size(dtype, shape).map_err(|why| {
+            Error::format(
+                at(start),
+                format!("tensor `{name}` of shape {shape:?} and dtype {dtype} {why}"),
+            )
+        })?;
+        if stop - start != size {
+            return Err(Error::format(
+                at(start),
+                format!(
+                    "tensor `{name}` of shape {shape:?} and dtype {dtype} needs {size} bytes, its offsets span {}",
+                    stop - start
+                ),
+            ));
+        }
+        if stop > data_len {
+            return Err(Error::format(
+                at(start),
+                format!(
+                    "tensor `{name}` ends at data offset {stop}, past the end of the data ({data_len} bytes)"
+                ),
+            ));
+        }
+        end = stop;
+    }
+    if end != data_len {
+        return Err(Error::format(
+            at(end),
+            format!(
+                "{} bytes after the last tensor belong to no tensor",
+                data_len - end
+            ),
+        ));
+    }
+    let mut entries: Vec<Option<Entry<'h>>> = entries.into_iter().map(Some).collect();
+    Ok(order.iter().filter_map(|&i| entries[i].take()).collect())
+}

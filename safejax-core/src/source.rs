@@ -1,0 +1,199 @@
+//! Where a file's bytes come from: a file read header first, a memory map, or bytes already in
+//! memory. Every header is read and checked before any file's data is read, so a bad file costs
+//! its header, never its size.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::format::{self, FileHeader, LEN_BYTES, Parsed};
+
+/// Where a file's bytes come from.
+///
+/// ```
+/// use safejax_core::{Input, Loader};
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/flax_mlp.safetensors");
+/// let input = Input::Path(path.as_ref());
+/// assert!(matches!(input, Input::Path(_)));
+/// # let _ = Loader::new();
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// A file, read (or memory-mapped, if the loader says so).
+    Path(&'a Path),
+    /// Bytes already in memory.
+    Bytes(&'a [u8]),
+}
+
+/// An opened input.
+enum Source<'a> {
+    /// A file being read: its JSON header is in memory, its data not yet.
+    Read {
+        path: &'a Path,
+        file: File,
+        head: Vec<u8>,
+        data_len: usize,
+    },
+    Mapped {
+        path: &'a Path,
+        map: memmap2::Mmap,
+    },
+    Bytes(&'a [u8]),
+}
+
+/// Opens every input and checks every header, then reads the files' data, and hands the
+/// checked files to `use_files` in the order of `inputs`.
+pub(crate) fn with_files<'i, R>(
+    inputs: impl IntoIterator<Item = Input<'i>>,
+    memory_map: bool,
+    use_files: impl FnOnce(Vec<Parsed<'_>>) -> Result<R>,
+) -> Result<R> {
+    let sources = inputs
+        .into_iter()
+        .map(|input| Source::open(input, memory_map))
+        .collect::<Result<Vec<_>>>()?;
+    let headers = sources
+        .iter()
+        .map(Source::header)
+        .collect::<Result<Vec<_>>>()?;
+    let buffers = sources
+        .iter()
+        .map(Source::read_data)
+        .collect::<Result<Vec<_>>>()?;
+    let files = headers
+        .into_iter()
+        .zip(&buffers)
+        .map(|((header, data), buffer)| header.with_data(data.unwrap_or(buffer)))
+        .collect();
+    use_files(files)
+}
+
+impl<'a> Source<'a> {
+    fn open(input: Input<'a>, memory_map: bool) -> Result<Self> {
+        let path = match input {
+            Input::Bytes(bytes) => return Ok(Source::Bytes(bytes)),
+            Input::Path(path) => path,
+        };
+        let action = if memory_map { "open" } else { "read" };
+        let file = File::open(path).map_err(|e| Error::io(action, path, e))?;
+        if memory_map {
+            // SAFETY: the map is only read. Its contents may change if another process writes
+            // the file; every read of it is bounds-checked against the length taken at mapping
+            // time, and `Loader::memory_map` documents that truncating a mapped file is not
+            // supported (the OS then raises SIGBUS).
+            let map =
+                unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("map", path, e))?;
+            return Ok(Source::Mapped { path, map });
+        }
+        let read_error = |e| Error::io("read", path, e);
+        let file_len = file.metadata().map_err(read_error)?.len();
+        let mut first = Vec::with_capacity(LEN_BYTES);
+        (&file)
+            .take(LEN_BYTES as u64)
+            .read_to_end(&mut first)
+            .map_err(read_error)?;
+        let header_len = format::header_len(&first, file_len).map_err(|e| in_file(path, e))?;
+        // Checked against the file's length and the format's limit before it is allocated.
+        let mut head = vec![0; header_len];
+        (&file).read_exact(&mut head).map_err(read_error)?;
+        let data_len = file_len - (LEN_BYTES + header_len) as u64;
+        let data_len = usize::try_from(data_len).map_err(|_| {
+            in_file(
+                path,
+                Error::format(0, format!("{data_len} bytes of data do not fit in memory")),
+            )
+        })?;
+        Ok(Source::Read {
+            path,
+            file,
+            head,
+            data_len,
+        })
+    }
+
+    /// The checked header, and the data when it is already in memory.
+    fn header(&self) -> Result<(FileHeader<'_>, Option<&[u8]>)> {
+        let (path, bytes) = match self {
+            Source::Read {
+                path,
+                head,
+                data_len,
+                ..
+            } => {
+                let header = FileHeader::parse(head, *data_len).map_err(|e| in_file(path, e))?;
+                return Ok((header, None));
+            }
+            Source::Mapped { path, map } => (Some(*path), &map[..]),
+            Source::Bytes(bytes) => (None, *bytes),
+        };
+        let checked = format::split(bytes).and_then(|(text, data)| {
+            Ok((FileHeader::parse(text, data.len())?, Some(data)))
+        });
+        checked.map_err(|e| match path {
+            Some(path) => in_file(path, e),
+            None => e,
+        })
+    }
+
+    /// The data of a file that is read, in one buffer of exactly its size.
+    fn read_data(&self) -> Result<Vec<u8>> {
+        let mut data = Vec::new();
+        self.append_data(&mut data)?;
+        Ok(data)
+    }
+
+    /// Appends the data of a file that is read to `out`, reserving exactly its size.
+    fn append_data(&self, out: &mut Vec<u8>) -> Result<()> {
+        let Source::Read {
+            path,
+            file,
+            head,
+            data_len,
+        } = self
+        else {
+            return Ok(());
+        };
+        out.reserve_exact(*data_len);
+        let before = out.len();
+        file.take(*data_len as u64)
+            .read_to_end(out)
+            .map_err(|e| Error::io("read", path, e))?;
+        let read = out.len() - before;
+        if read != *data_len {
+            return Err(in_file(
+                path,
+                Error::format(
+                    (LEN_BYTES + head.len() + read) as u64,
+                    "the file ended early: it was shortened while it was read",
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The whole of a file, read once its header length is checked against the file's length and
+/// the format's limit.
+pub(crate) fn read_checked(path: &Path) -> Result<Vec<u8>> {
+    let source = Source::open(Input::Path(path), false)?;
+    let mut bytes = Vec::new();
+    if let Source::Read { head, .. } = &source {
+        bytes.reserve_exact(LEN_BYTES + head.len());
+        bytes.extend_from_slice(&(head.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(head);
+    }
+    source.append_data(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Names the file in an error about its bytes.
+pub(crate) fn in_file(path: &Path, error: Error) -> Error {
+    match error {
+        Error::Format { offset, reason } => Error::Format {
+            offset,
+            reason: format!("{reason} (in `{}`)", path.display()),
+        },
+        other => other,
+    }
+}
