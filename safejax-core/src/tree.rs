@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map;
 use std::fmt;
+use std::mem;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -56,7 +57,7 @@ impl From<Tree> for Node {
 /// assert!(params.get_path("Dense_0.kernel").is_some());
 /// # Ok::<(), safejax_core::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Default)]
 pub struct Tree {
     entries: BTreeMap<String, Node>,
 }
@@ -126,29 +127,42 @@ impl Tree {
     /// Every tensor with its `.`-joined key, sorted. Empty dicts vanish, as in Python.
     pub fn flatten(&self) -> Result<Vec<(String, &Tensor)>> {
         let mut out = Vec::new();
-        self.flatten_into("", &mut out)?;
-        Ok(out)
-    }
-
-    fn flatten_into<'a>(&'a self, prefix: &str, out: &mut Vec<(String, &'a Tensor)>) -> Result<()> {
-        for (name, node) in &self.entries {
+        // The key of the dict being walked; each parent waits with its entries left and the
+        // length of its own key.
+        let mut prefix = String::new();
+        let mut parents: Vec<(btree_map::Iter<'_, String, Node>, usize)> = Vec::new();
+        let mut entries = self.entries.iter();
+        loop {
+            let Some((name, node)) = entries.next() else {
+                let Some((rest, len)) = parents.pop() else {
+                    return Ok(out);
+                };
+                entries = rest;
+                prefix.truncate(len);
+                continue;
+            };
             if name.is_empty() || name.contains('.') {
                 return Err(Error::Invalid {
-                    key: prefix.to_owned(),
+                    key: prefix,
                     reason: format!("has entry `{name}`: names must be non-empty and free of `.`"),
                 });
             }
-            let key = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}.{name}")
-            };
+            let len = prefix.len();
+            // Names are non-empty, so only the root's key is.
+            if !prefix.is_empty() {
+                prefix.push('.');
+            }
+            prefix.push_str(name);
             match node {
-                Node::Tensor(tensor) => out.push((key, tensor)),
-                Node::Tree(tree) => tree.flatten_into(&key, out)?,
+                Node::Tensor(tensor) => {
+                    out.push((prefix.clone(), tensor));
+                    prefix.truncate(len);
+                }
+                Node::Tree(tree) => {
+                    parents.push((mem::replace(&mut entries, tree.entries.iter()), len));
+                }
             }
         }
-        Ok(())
     }
 
     /// Builds a tree from `.`-joined keys. A key that is both a tensor and a dict is an error.
@@ -185,6 +199,94 @@ impl Tree {
 fn conflict(key: &str) -> Error {
     KeyError::new(key, "is both a tensor and a dict of tensors").into()
 }
+
+impl Drop for Tree {
+    /// Takes the nested dicts out of their parents onto a stack before they drop, so each one
+    /// drops with no dict left inside it.
+    fn drop(&mut self) {
+        let mut waiting: Vec<Tree> = Vec::new();
+        let mut entries = mem::take(&mut self.entries);
+        loop {
+            for node in entries.into_values() {
+                if let Node::Tree(tree) = node {
+                    waiting.push(tree);
+                }
+            }
+            let Some(mut tree) = waiting.pop() else {
+                return;
+            };
+            entries = mem::take(&mut tree.entries);
+        }
+    }
+}
+
+impl Clone for Tree {
+    fn clone(&self) -> Self {
+        /// A dict being copied: its entries left to copy, and the copies made so far.
+        struct Copying<'t> {
+            left: btree_map::Iter<'t, String, Node>,
+            done: Vec<(String, Node)>,
+        }
+
+        fn start(tree: &Tree) -> Copying<'_> {
+            Copying {
+                left: tree.entries.iter(),
+                done: Vec::with_capacity(tree.len()),
+            }
+        }
+
+        // Each parent waits with the name of the dict being copied inside it.
+        let mut parents: Vec<(Copying<'_>, &String)> = Vec::new();
+        let mut level = start(self);
+        loop {
+            match level.left.next() {
+                Some((name, Node::Tensor(tensor))) => {
+                    level
+                        .done
+                        .push((name.clone(), Node::Tensor(tensor.clone())));
+                }
+                Some((name, Node::Tree(tree))) => {
+                    parents.push((mem::replace(&mut level, start(tree)), name));
+                }
+                None => {
+                    // The entries come sorted, so collecting them builds the map in bulk.
+                    let copy = Tree {
+                        entries: mem::take(&mut level.done).into_iter().collect(),
+                    };
+                    let Some((parent, name)) = parents.pop() else {
+                        return copy;
+                    };
+                    level = parent;
+                    level.done.push((name.clone(), Node::Tree(copy)));
+                }
+            }
+        }
+    }
+}
+
+impl PartialEq for Tree {
+    fn eq(&self, other: &Tree) -> bool {
+        let mut pairs = vec![(self, other)];
+        while let Some((left, right)) = pairs.pop() {
+            if left.len() != right.len() {
+                return false;
+            }
+            for ((left_name, left), (right_name, right)) in left.iter().zip(right) {
+                if left_name != right_name {
+                    return false;
+                }
+                match (left, right) {
+                    (Node::Tensor(left), Node::Tensor(right)) if left == right => {}
+                    (Node::Tree(left), Node::Tree(right)) => pairs.push((left, right)),
+                    _ => return false,
+                }
+            }
+        }
+        true
+    }
+}
+
+impl Eq for Tree {}
 
 impl<'a> IntoIterator for &'a Tree {
     type Item = (&'a String, &'a Node);
@@ -519,5 +621,33 @@ pub mod objax {
     ) -> Result<()> {
         let path = path.as_ref();
         in_file(path, deserialize_with_assignment(&read_file(path)?, vars))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::array;
+
+    use super::Tree;
+    use crate::tensor::Tensor;
+
+    #[test]
+    fn flatten_reports_a_bad_name_with_the_key_of_its_dict() {
+        let mut inner = Tree::new();
+        inner.insert("b.c", Tensor::from_array(&array![1u8]));
+        let mut tree = Tree::new();
+        tree.insert("a", inner);
+        let err = tree.flatten().err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("`a` has entry `b.c`: names must be non-empty and free of `.`")
+        );
+        let mut root = Tree::new();
+        root.insert("", Tensor::from_array(&array![1u8]));
+        let err = root.flatten().err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("the root has entry ``: names must be non-empty and free of `.`")
+        );
     }
 }
