@@ -7,7 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::collections::btree_map;
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::mem;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -17,6 +18,7 @@ use crate::io::write_atomically;
 use crate::tensor::{Leaf, LeafMut, Tensor};
 
 /// A node of a [`Tree`]: a tensor, or a nested dict.
+// The derived impls only hand a nested dict to `Tree`'s own impls, which do not recurse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
     /// A tensor.
@@ -56,7 +58,34 @@ impl From<Tree> for Node {
 /// assert!(params.get_path("Dense_0.kernel").is_some());
 /// # Ok::<(), safejax_core::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// Depth is unbounded: a key of a million segments is a million nested dicts, and every
+/// operation on a tree (drop, clone, `==`, `Debug`, [`flatten`](Tree::flatten), serializing,
+/// deserializing) walks it with a loop and a stack of its own, never with recursion, so none of
+/// them can overflow the thread's stack however deep the tree is. `{:#?}` lays out the first 32
+/// levels one entry a line and deeper ones on one line, so its output stays proportional to the
+/// depth.
+///
+/// ```
+/// use ndarray::array;
+/// use safejax_core::{Tensor, Tree};
+///
+/// let mut tree = Tree::new();
+/// tree.insert("w", Tensor::from_array(&array![1.0f32]));
+/// for _ in 1..100_000 {
+///     let mut parent = Tree::new();
+///     parent.insert("layer", tree);
+///     tree = parent;
+/// }
+/// let copy = tree.clone();
+/// assert!(copy == tree);
+/// let key = "layer.".repeat(99_999) + "w";
+/// assert_eq!(tree.flatten()?[0].0, key);
+/// assert!(format!("{tree:?}").ends_with(&")} }".repeat(99_999)));
+/// drop(tree);
+/// # Ok::<(), safejax_core::Error>(())
+/// ```
+#[derive(Default)]
 pub struct Tree {
     entries: BTreeMap<String, Node>,
 }
@@ -126,29 +155,42 @@ impl Tree {
     /// Every tensor with its `.`-joined key, sorted. Empty dicts vanish, as in Python.
     pub fn flatten(&self) -> Result<Vec<(String, &Tensor)>> {
         let mut out = Vec::new();
-        self.flatten_into("", &mut out)?;
-        Ok(out)
-    }
-
-    fn flatten_into<'a>(&'a self, prefix: &str, out: &mut Vec<(String, &'a Tensor)>) -> Result<()> {
-        for (name, node) in &self.entries {
+        // The key of the dict being walked; each parent waits with its entries left and the
+        // length of its own key.
+        let mut prefix = String::new();
+        let mut parents: Vec<(btree_map::Iter<'_, String, Node>, usize)> = Vec::new();
+        let mut entries = self.entries.iter();
+        loop {
+            let Some((name, node)) = entries.next() else {
+                let Some((rest, len)) = parents.pop() else {
+                    return Ok(out);
+                };
+                entries = rest;
+                prefix.truncate(len);
+                continue;
+            };
             if name.is_empty() || name.contains('.') {
                 return Err(Error::Invalid {
-                    key: prefix.to_owned(),
+                    key: prefix,
                     reason: format!("has entry `{name}`: names must be non-empty and free of `.`"),
                 });
             }
-            let key = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}.{name}")
-            };
+            let len = prefix.len();
+            // Names are non-empty, so only the root's key is.
+            if !prefix.is_empty() {
+                prefix.push('.');
+            }
+            prefix.push_str(name);
             match node {
-                Node::Tensor(tensor) => out.push((key, tensor)),
-                Node::Tree(tree) => tree.flatten_into(&key, out)?,
+                Node::Tensor(tensor) => {
+                    out.push((prefix.clone(), tensor));
+                    prefix.truncate(len);
+                }
+                Node::Tree(tree) => {
+                    parents.push((mem::replace(&mut entries, tree.entries.iter()), len));
+                }
             }
         }
-        Ok(())
     }
 
     /// Builds a tree from `.`-joined keys. A key that is both a tensor and a dict is an error.
@@ -184,6 +226,239 @@ impl Tree {
 
 fn conflict(key: &str) -> Error {
     KeyError::new(key, "is both a tensor and a dict of tensors").into()
+}
+
+impl Drop for Tree {
+    /// Takes the nested dicts out of their parents onto a stack before they drop, so each one
+    /// drops with no dict left inside it.
+    fn drop(&mut self) {
+        let mut waiting: Vec<Tree> = Vec::new();
+        let mut entries = mem::take(&mut self.entries);
+        loop {
+            for node in entries.into_values() {
+                if let Node::Tree(tree) = node {
+                    waiting.push(tree);
+                }
+            }
+            let Some(mut tree) = waiting.pop() else {
+                return;
+            };
+            entries = mem::take(&mut tree.entries);
+        }
+    }
+}
+
+impl Clone for Tree {
+    fn clone(&self) -> Self {
+        /// A dict being copied: its entries left to copy, and the copies made so far.
+        struct Copying<'t> {
+            left: btree_map::Iter<'t, String, Node>,
+            done: Vec<(String, Node)>,
+        }
+
+        fn start(tree: &Tree) -> Copying<'_> {
+            Copying {
+                left: tree.entries.iter(),
+                done: Vec::with_capacity(tree.len()),
+            }
+        }
+
+        // Each parent waits with the name of the dict being copied inside it.
+        let mut parents: Vec<(Copying<'_>, &String)> = Vec::new();
+        let mut level = start(self);
+        loop {
+            match level.left.next() {
+                Some((name, Node::Tensor(tensor))) => {
+                    level
+                        .done
+                        .push((name.clone(), Node::Tensor(tensor.clone())));
+                }
+                Some((name, Node::Tree(tree))) => {
+                    parents.push((mem::replace(&mut level, start(tree)), name));
+                }
+                None => {
+                    // The entries come sorted, so collecting them builds the map in bulk.
+                    let copy = Tree {
+                        entries: mem::take(&mut level.done).into_iter().collect(),
+                    };
+                    let Some((parent, name)) = parents.pop() else {
+                        return copy;
+                    };
+                    level = parent;
+                    level.done.push((name.clone(), Node::Tree(copy)));
+                }
+            }
+        }
+    }
+}
+
+impl PartialEq for Tree {
+    fn eq(&self, other: &Tree) -> bool {
+        let mut pairs = vec![(self, other)];
+        while let Some((left, right)) = pairs.pop() {
+            if left.len() != right.len() {
+                return false;
+            }
+            for ((left_name, left), (right_name, right)) in left.iter().zip(right) {
+                if left_name != right_name {
+                    return false;
+                }
+                match (left, right) {
+                    (Node::Tensor(left), Node::Tensor(right)) if left == right => {}
+                    (Node::Tree(left), Node::Tree(right)) => pairs.push((left, right)),
+                    _ => return false,
+                }
+            }
+        }
+        true
+    }
+}
+
+impl Eq for Tree {}
+
+/// How many levels of a tree `{:#?}` lays out one entry a line.
+const PRETTY_LEVELS: usize = 32;
+
+impl fmt::Debug for Tree {
+    /// Prints what `#[derive(Debug)]` would print (`Tree { entries: {..} }`), without recursion.
+    ///
+    /// `{:#?}` lays out the first 32 levels one entry a line, as derived impls do, and deeper
+    /// dicts on one line in the `{:?}` form: each laid-out level indents by 12 more spaces, so
+    /// the output grows with the depth and not with its square. In the laid-out levels, tensors
+    /// are printed with `{:#?}` and none of the formatter's other flags.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let alternate = f.alternate();
+        let mut out = Indented {
+            f,
+            depth: 0,
+            line_start: false,
+        };
+        let mut parents: Vec<Printing<'_>> = Vec::new();
+        let mut level = Printing::open(self, alternate, &mut out)?;
+        loop {
+            match level.left.next() {
+                Some((name, Node::Tensor(tensor))) => {
+                    level.entry(&mut out, name, "Tensor")?;
+                    if level.pretty {
+                        write!(out, "{tensor:#?}")?;
+                    } else if alternate {
+                        write!(out, "{tensor:?}")?;
+                    } else {
+                        fmt::Debug::fmt(tensor, out.f)?;
+                    }
+                    level.end_entry(&mut out)?;
+                }
+                Some((name, Node::Tree(tree))) => {
+                    level.entry(&mut out, name, "Tree")?;
+                    let pretty = level.pretty && parents.len() + 1 < PRETTY_LEVELS;
+                    let child = Printing::open(tree, pretty, &mut out)?;
+                    parents.push(mem::replace(&mut level, child));
+                }
+                None => {
+                    level.close(&mut out)?;
+                    let Some(parent) = parents.pop() else {
+                        return Ok(());
+                    };
+                    level = parent;
+                    level.end_entry(&mut out)?;
+                }
+            }
+        }
+    }
+}
+
+/// One dict being printed by `Tree`'s `Debug`: its entries left, and its layout.
+struct Printing<'t> {
+    left: btree_map::Iter<'t, String, Node>,
+    /// One entry a line (`{:#?}`), or all on one line (`{:?}`).
+    pretty: bool,
+    /// Whether no entry has been printed yet.
+    first: bool,
+}
+
+impl<'t> Printing<'t> {
+    /// Prints the start of `tree`, up to its first entry.
+    fn open(tree: &'t Tree, pretty: bool, out: &mut Indented<'_, '_>) -> Result<Self, fmt::Error> {
+        if pretty {
+            out.write_str("Tree {\n")?;
+            out.depth += 1;
+            out.write_str("entries: {")?;
+            if !tree.is_empty() {
+                out.write_str("\n")?;
+                out.depth += 1;
+            }
+        } else {
+            out.write_str("Tree { entries: {")?;
+        }
+        Ok(Printing {
+            left: tree.entries.iter(),
+            pretty,
+            first: true,
+        })
+    }
+
+    /// Prints the end of the dict, after its last entry.
+    fn close(&self, out: &mut Indented<'_, '_>) -> fmt::Result {
+        if !self.pretty {
+            return out.write_str("} }");
+        }
+        if !self.first {
+            out.depth -= 1;
+        }
+        out.write_str("},\n")?;
+        out.depth -= 1;
+        out.write_str("}")
+    }
+
+    /// Prints the start of an entry, up to its value: `"name": Variant(`.
+    fn entry(&mut self, out: &mut Indented<'_, '_>, name: &str, variant: &str) -> fmt::Result {
+        if !self.pretty && !self.first {
+            out.write_str(", ")?;
+        }
+        self.first = false;
+        write!(out, "{name:?}: {variant}(")?;
+        if self.pretty {
+            out.write_str("\n")?;
+            out.depth += 1;
+        }
+        Ok(())
+    }
+
+    /// Prints the end of an entry, after its value.
+    fn end_entry(&self, out: &mut Indented<'_, '_>) -> fmt::Result {
+        if !self.pretty {
+            return out.write_str(")");
+        }
+        out.write_str(",\n")?;
+        out.depth -= 1;
+        out.write_str("),\n")
+    }
+}
+
+/// A formatter's output that starts every line but the first with `depth` levels of four
+/// spaces, as `{:#?}` nests values.
+struct Indented<'a, 'f> {
+    f: &'a mut fmt::Formatter<'f>,
+    depth: usize,
+    line_start: bool,
+}
+
+impl fmt::Write for Indented<'_, '_> {
+    fn write_str(&mut self, mut text: &str) -> fmt::Result {
+        while !text.is_empty() {
+            if self.line_start {
+                for _ in 0..self.depth {
+                    self.f.write_str("    ")?;
+                }
+            }
+            let end = text.find('\n').map_or(text.len(), |i| i + 1);
+            let (line, rest) = text.split_at(end);
+            self.f.write_str(line)?;
+            self.line_start = line.ends_with('\n');
+            text = rest;
+        }
+        Ok(())
+    }
 }
 
 impl<'a> IntoIterator for &'a Tree {
@@ -518,5 +793,127 @@ pub mod objax {
     ) -> Result<()> {
         let path = path.as_ref();
         in_file(path, deserialize_with_assignment(&read_file(path)?, vars))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use ndarray::array;
+
+    use super::{Node, PRETTY_LEVELS, Tree};
+    use crate::tensor::Tensor;
+
+    /// The types as they were, with derived `Debug`, to compare the hand-written impl against.
+    #[allow(dead_code)] // the fields are read by `Debug` only
+    mod derived {
+        use std::collections::BTreeMap;
+
+        use crate::tensor::Tensor;
+
+        #[derive(Debug)]
+        pub struct Tree {
+            pub entries: BTreeMap<String, Node>,
+        }
+
+        #[derive(Debug)]
+        pub enum Node {
+            Tensor(Tensor),
+            Tree(Tree),
+        }
+    }
+
+    /// The derived twin of a (shallow) tree.
+    fn derived(tree: &Tree) -> derived::Tree {
+        let entries: BTreeMap<String, derived::Node> = tree
+            .iter()
+            .map(|(name, node)| {
+                let node = match node {
+                    Node::Tensor(tensor) => derived::Node::Tensor(tensor.clone()),
+                    Node::Tree(tree) => derived::Node::Tree(derived(tree)),
+                };
+                (name.clone(), node)
+            })
+            .collect();
+        derived::Tree { entries }
+    }
+
+    /// `depth` levels above an empty dict, each holding two tensors, an empty dict and the next
+    /// level: `depth + 1` levels of dicts.
+    fn bushy(depth: usize) -> Tree {
+        let mut tree = Tree::new();
+        for level in 0..depth {
+            let mut parent = Tree::new();
+            parent.insert("a", Tensor::from_array(&array![[level as i32, 2], [3, 4]]));
+            parent.insert("empty", Tree::new());
+            parent.insert("next", tree);
+            parent.insert("z", Tensor::from_array(&array![true]));
+            tree = parent;
+        }
+        tree
+    }
+
+    #[test]
+    fn debug_prints_what_derive_prints() {
+        for depth in 0..PRETTY_LEVELS {
+            let (tree, twin) = (bushy(depth), derived(&bushy(depth)));
+            assert_eq!(format!("{tree:?}"), format!("{twin:?}"), "depth {depth}");
+            assert_eq!(format!("{tree:#?}"), format!("{twin:#?}"), "depth {depth}");
+            assert_eq!(format!("{tree:x?}"), format!("{twin:x?}"), "depth {depth}");
+            let (node, twin) = (Node::Tree(tree), derived::Node::Tree(twin));
+            assert_eq!(format!("{node:#?}"), format!("{twin:#?}"), "depth {depth}");
+        }
+    }
+
+    #[test]
+    fn pretty_debug_prints_deeper_levels_on_one_line() {
+        let tree = bushy(PRETTY_LEVELS + 10);
+        let pretty = format!("{tree:#?}");
+        let mut deepest_laid_out = &tree;
+        for _ in 1..PRETTY_LEVELS {
+            match deepest_laid_out.get("next") {
+                Some(Node::Tree(next)) => deepest_laid_out = next,
+                _ => unreachable!("`bushy` nests under `next`"),
+            }
+        }
+        let Some(Node::Tree(first_on_one_line)) = deepest_laid_out.get("next") else {
+            unreachable!("`bushy` nests under `next`")
+        };
+        // Each laid-out level indents by 3 steps of four spaces: `Tree {`, `entries: {`, `Tree(`.
+        let indent = " ".repeat(4 * 3 * PRETTY_LEVELS);
+        let line = format!("\n{indent}{first_on_one_line:?},\n");
+        assert!(pretty.contains(&line), "{pretty}");
+        // The widest other line is a field of a tensor in the last laid-out level, 3 * (32 - 1) + 4
+        // steps in.
+        let widest = pretty
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("Tree { entries"))
+            .map(str::len)
+            .max();
+        assert_eq!(
+            widest,
+            Some(4 * (3 * PRETTY_LEVELS + 1) + "dtype: BOOL,".len())
+        );
+    }
+
+    #[test]
+    fn flatten_reports_a_bad_name_with_the_key_of_its_dict() {
+        let mut inner = Tree::new();
+        inner.insert("b.c", Tensor::from_array(&array![1u8]));
+        let mut tree = Tree::new();
+        tree.insert("a", inner);
+        let err = tree.flatten().err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("`a` has entry `b.c`: names must be non-empty and free of `.`")
+        );
+        let mut root = Tree::new();
+        root.insert("", Tensor::from_array(&array![1u8]));
+        let err = root.flatten().err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("the root has entry ``: names must be non-empty and free of `.`")
+        );
     }
 }
