@@ -292,18 +292,64 @@ impl LoadReport {
     }
 
     /// The unexpected key most like `missing`, if one is close enough to be a likely typo.
+    ///
+    /// The work is bounded whatever the number of unexpected keys: `missing` is compared only
+    /// with its nearest neighbours among them in sorted order and in the order of reversed keys
+    /// (so that a typo near either end is found), never with all of them.
     pub fn suggestion(&self, missing: &str) -> Option<&str> {
-        self.unexpected
-            .iter()
-            .map(|candidate| {
-                (
-                    strsim::normalized_levenshtein(missing, candidate),
-                    candidate,
-                )
+        Suggester::new(&self.unexpected).suggest(missing)
+    }
+}
+
+/// How many unexpected keys on each side of a missing key, in each order, are compared with it.
+const SUGGESTION_NEIGHBOURS: usize = 4;
+
+/// The lowest similarity (normalized Levenshtein) of a suggestion.
+const SUGGESTION_SCORE: f64 = 0.75;
+
+/// The unexpected keys of a report, sorted forwards and by their reversed text, to find the
+/// neighbours of a missing key in both orders with a binary search.
+struct Suggester<'r> {
+    forward: Vec<&'r str>,
+    backward: Vec<&'r str>,
+}
+
+fn reversed_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    a.chars().rev().cmp(b.chars().rev())
+}
+
+impl<'r> Suggester<'r> {
+    fn new(unexpected: &'r [String]) -> Self {
+        let mut forward: Vec<&str> = unexpected.iter().map(String::as_str).collect();
+        forward.sort_unstable();
+        let mut backward = forward.clone();
+        backward.sort_unstable_by(|a, b| reversed_cmp(a, b));
+        Suggester { forward, backward }
+    }
+
+    fn suggest(&self, missing: &str) -> Option<&'r str> {
+        let around = |sorted: &[&'r str], at: usize| {
+            let from = at.saturating_sub(SUGGESTION_NEIGHBOURS);
+            let to = (at + SUGGESTION_NEIGHBOURS).min(sorted.len());
+            sorted[from..to].to_vec()
+        };
+        let at = self.forward.partition_point(|k| *k < missing);
+        let back = self
+            .backward
+            .partition_point(|k| reversed_cmp(k, missing).is_lt());
+        let mut candidates = around(&self.forward, at);
+        candidates.extend(around(&self.backward, back));
+        candidates
+            .into_iter()
+            // The distance is at least the difference in length: skip what cannot score.
+            .filter(|c| {
+                let (a, b) = (c.chars().count(), missing.chars().count());
+                (a.abs_diff(b) as f64) <= (1.0 - SUGGESTION_SCORE) * a.max(b) as f64
             })
-            .filter(|(score, _)| *score >= 0.75)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, candidate)| candidate.as_str())
+            .map(|c| (strsim::normalized_levenshtein(missing, c), c))
+            .filter(|(score, _)| *score >= SUGGESTION_SCORE)
+            .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+            .map(|(_, c)| c)
     }
 }
 
@@ -333,9 +379,10 @@ impl fmt::Display for LoadReport {
         write!(f, "the file does not fit: {}", counts.join(", "))?;
         if !self.missing.is_empty() {
             f.write_str("\nmissing (needed, not in the file):")?;
+            let suggester = Suggester::new(&self.unexpected);
             for key in &self.missing {
                 write!(f, "\n  {key}")?;
-                if let Some(near) = self.suggestion(key) {
+                if let Some(near) = suggester.suggest(key) {
                     write!(f, " (did you mean `{near}`?)")?;
                 }
             }
