@@ -1,6 +1,7 @@
 //! Saves are atomic: a save that fails midway leaves the previous file as it was and no
 //! temporary file behind, and a value that cannot be written is refused before any file is
-//! touched.
+//! touched. The saved file looks like the one it replaced to its readers (mode, owner, group); a
+//! new one gets the mode `std::fs::write` gives.
 //!
 //! Tests run as root, where permissions prove nothing, so the failing save runs in a child
 //! process (this test binary again) whose file size limit (`RLIMIT_FSIZE`) is far below the
@@ -12,7 +13,7 @@ use common::{colliding_maps, tree_with};
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -78,33 +79,49 @@ fn dir_with_old_file() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
     (dir, path, bytes)
 }
 
-#[test]
-fn interrupted_save_keeps_the_old_file() {
-    let (dir, path, old_bytes) = dir_with_old_file();
-    let old_inode = inode(&path);
+/// Runs the test `name` of this binary alone in a child process, after the bash commands `setup`,
+/// with `target` in the environment variable `var`. The child tests do nothing without it.
+fn child(name: &str, setup: &str, var: &str, target: &Path) -> Command {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
-    // `trap "" XFSZ` makes the limit an error (EFBIG) instead of a signal that kills the child;
-    // an ignored signal stays ignored across `exec`.
-    let script = format!(r#"ulimit -f {LIMIT_BLOCKS} && trap "" XFSZ && exec "$0" "$@""#);
-    let output = Command::new("bash")
+    let mut command = Command::new("bash");
+    command
         .arg("-c")
-        .arg(script)
+        .arg(format!(r#"{setup} && exec "$0" "$@""#))
         .arg(exe)
-        .args([
-            "child_save_under_a_file_size_limit",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_TARGET, &path)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(var, target);
+    command
+}
+
+/// Runs `command` to its end, asserting that it succeeded and printed `marker`.
+fn run_child(mut command: Command, marker: &str) {
+    let output = command
         .output()
         .unwrap_or_else(|e| panic!("cannot run the child: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        output.status.success() && stdout.contains(CHILD_MARKER),
+        output.status.success() && stdout.contains(marker),
         "child failed ({}):\n{stdout}\n{stderr}",
         output.status
+    );
+}
+
+#[test]
+fn interrupted_save_keeps_the_old_file() {
+    let (dir, path, old_bytes) = dir_with_old_file();
+    let old_inode = inode(&path);
+    // `trap "" XFSZ` makes the limit an error (EFBIG) instead of a signal that kills the child;
+    // an ignored signal stays ignored across `exec`.
+    let setup = format!(r#"ulimit -f {LIMIT_BLOCKS} && trap "" XFSZ"#);
+    run_child(
+        child(
+            "child_save_under_a_file_size_limit",
+            &setup,
+            CHILD_TARGET,
+            &path,
+        ),
+        CHILD_MARKER,
     );
     assert_eq!(read(&path), old_bytes, "the old file changed");
     assert_eq!(inode(&path), old_inode, "the old file was replaced");
@@ -323,4 +340,99 @@ fn a_save_into_a_missing_directory_names_it() {
         "{err}"
     );
     assert_eq!(entries(dir.path()), [""; 0]);
+}
+
+/// Set (to the file to save) in the child process of [`a_new_file_gets_0666_less_the_umask`].
+const NEW_FILE_TARGET: &str = "SAFEJAX_TEST_NEW_FILE_TARGET";
+/// What that child prints when its save succeeded.
+const NEW_FILE_MARKER: &str = "saved a new file";
+/// An owner and a group that no account has, for files given away by root.
+const STRANGER: (u32, u32) = (4321, 8765);
+
+/// The permission bits of `path` (of a symlink's target).
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .mode()
+        & 0o7777
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The owner and group of `path` (of a symlink's target).
+fn owner(path: &Path) -> (u32, u32) {
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{e}"));
+    (meta.uid(), meta.gid())
+}
+
+/// Gives `path` to [`STRANGER`]; false where this process may not (it is not root).
+fn give_to_stranger(path: &Path) -> bool {
+    std::os::unix::fs::chown(path, Some(STRANGER.0), Some(STRANGER.1)).is_ok()
+}
+
+/// This process's umask, as the kernel reports it (reading it with umask(2) would change it).
+fn process_umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_else(|e| panic!("{e}"));
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Umask:"))
+        .unwrap_or_else(|| panic!("no umask in /proc/self/status:\n{status}"));
+    u32::from_str_radix(line.trim(), 8).unwrap_or_else(|e| panic!("umask `{line}`: {e}"))
+}
+
+#[test]
+fn a_new_file_gets_0666_less_the_umask() {
+    let dir = temp_dir();
+    let path = dir.path().join("model.safetensors");
+    old_model().save(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode(&path), 0o666 & !process_umask());
+    for (umask, expected) in [(0o027, 0o640), (0o000, 0o666), (0o002, 0o664)] {
+        let path = dir.path().join(format!("umask_{umask:03o}.safetensors"));
+        let setup = format!("umask {umask:03o}");
+        run_child(
+            child("child_save_a_new_file", &setup, NEW_FILE_TARGET, &path),
+            NEW_FILE_MARKER,
+        );
+        assert_eq!(
+            read(&path),
+            old_model().to_bytes().unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert_eq!(mode(&path), expected, "umask {umask:03o}");
+    }
+}
+
+/// The child half of [`a_new_file_gets_0666_less_the_umask`]; does nothing in a normal run.
+#[test]
+fn child_save_a_new_file() {
+    let Some(target) = std::env::var_os(NEW_FILE_TARGET) else {
+        return;
+    };
+    old_model().save(target).unwrap_or_else(|e| panic!("{e}"));
+    println!("{NEW_FILE_MARKER}");
+}
+
+#[test]
+fn a_replaced_file_keeps_its_mode_owner_and_group() {
+    for old_mode in [0o644, 0o640, 0o755, 0o600, 0o604, 0o2770] {
+        let (dir, path, _) = dir_with_old_file();
+        // In this order: `chown` clears the set-group-ID bit.
+        let given = give_to_stranger(&path);
+        set_mode(&path, old_mode);
+        let old_owner = owner(&path);
+        let new = vec![array![5.0f32]];
+        new.save(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            read(&path),
+            new.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert_eq!(mode(&path), old_mode, "mode {old_mode:o}");
+        assert_eq!(owner(&path), old_owner, "mode {old_mode:o}");
+        if given {
+            assert_eq!(owner(&path), STRANGER);
+        }
+        assert_eq!(entries(dir.path()), ["model.safetensors"]);
+    }
 }

@@ -1,9 +1,15 @@
 //! Atomic file replacement: a file is written to a temporary sibling, synced, and renamed over
 //! its target, so that the target holds either its old content or the whole new one.
+//!
+//! The new file looks like the one it replaces to its readers: it keeps its mode, and its owner
+//! and group where the process may set them. A file that did not exist gets mode `0o666` less the
+//! umask, as `std::fs::write` gives it.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::fs::{self, File, Metadata};
+use std::io::{self, BufWriter, ErrorKind, Write};
 use std::path::Path;
+
+use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
 
@@ -17,15 +23,13 @@ pub(crate) fn write_atomically(
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
+    let old = existing(path)?;
+    let temp = create_temp(dir, path, old.is_some())
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    if let Some(old) = &old {
+        sys::take_over(temp.as_file(), old)
+            .map_err(|e| Error::io("set the mode and owner of", path, e))?;
+    }
     {
         let mut buffered = BufWriter::with_capacity(1 << 20, temp.as_file());
         write(&mut buffered).map_err(|e| match e {
@@ -45,4 +49,106 @@ pub(crate) fn write_atomically(
             .map_err(|e| Error::io("sync directory", path, e))?;
     }
     Ok(())
+}
+
+/// The metadata of the file `path` names, following symlinks (the new file takes over what the
+/// readers of a link's target had), or `None` if there is none.
+fn existing(path: &Path) -> Result<Option<Metadata>> {
+    match fs::metadata(path) {
+        // A dangling symlink too: the link is replaced by a new file.
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("inspect", path, e)),
+        // Caught here, the rename would fail only after the whole file is written.
+        Ok(meta) if meta.is_dir() => Err(Error::io(
+            "replace",
+            path,
+            io::Error::from(ErrorKind::IsADirectory),
+        )),
+        Ok(meta) => Ok(Some(meta)),
+    }
+}
+
+/// Creates the temporary sibling of `path` in `dir`.
+fn create_temp(dir: &Path, path: &Path, replacing: bool) -> io::Result<NamedTempFile> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .make_in(dir, |temp| sys::create_new(temp, replacing))
+}
+
+#[cfg(unix)]
+mod sys {
+    use std::fs::{File, Metadata, OpenOptions, Permissions};
+    use std::io::{self, ErrorKind};
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, fchown};
+    use std::path::Path;
+
+    /// Creates the file `path`, failing if anything is there.
+    ///
+    /// A new file asks for mode `0o666` and the kernel subtracts the umask, as for
+    /// `std::fs::write` (reading the umask would mean setting it, which is process-wide and races
+    /// other threads). A replacement starts private and is widened to the old file's mode before
+    /// any byte is written: a reader who opened it under a wider mode would keep reading it.
+    pub(super) fn create_new(path: &Path, replacing: bool) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if replacing { 0o600 } else { 0o666 })
+            .open(path)
+    }
+
+    /// Gives `file` the owner, group and mode of `old`.
+    ///
+    /// Only a privileged process may give a file away, and an owner may set only a group it
+    /// belongs to: a save by anyone else still succeeds, owned by its writer. Filesystems without
+    /// Unix modes (FAT, some network mounts) refuse changes their mount options fix; their files
+    /// have the mount's mode anyway.
+    pub(super) fn take_over(file: &File, old: &Metadata) -> io::Result<()> {
+        let own = file.metadata()?;
+        if (own.uid(), own.gid()) != (old.uid(), old.gid()) {
+            let chowned = fchown(file, Some(old.uid()), Some(old.gid())).or_else(|e| match e {
+                e if denied(&e) => fchown(file, None, Some(old.gid())),
+                e => Err(e),
+            });
+            match chowned {
+                Err(e) if !denied(&e) => return Err(e),
+                _ => {}
+            }
+        }
+        // After `fchown`, which clears the set-user-ID and set-group-ID bits.
+        let mode = old.mode() & 0o7777;
+        match file.set_permissions(Permissions::from_mode(mode)) {
+            Err(e) if !denied(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// `EPERM`, or `EINVAL` for an owner that this user namespace cannot map.
+    fn denied(e: &io::Error) -> bool {
+        matches!(
+            e.kind(),
+            ErrorKind::PermissionDenied | ErrorKind::InvalidInput
+        )
+    }
+}
+
+#[cfg(not(unix))]
+mod sys {
+    use std::fs::{File, Metadata, OpenOptions};
+    use std::io;
+    use std::path::Path;
+
+    /// Creates the file `path`, failing if anything is there.
+    pub(super) fn create_new(path: &Path, _replacing: bool) -> io::Result<File> {
+        OpenOptions::new().write(true).create_new(true).open(path)
+    }
+
+    /// Files have no Unix mode or owner to take over here.
+    pub(super) fn take_over(_file: &File, _old: &Metadata) -> io::Result<()> {
+        Ok(())
+    }
 }

@@ -154,6 +154,9 @@ impl Saver {
     /// flushed and synced, then renamed over `path`, and the directory synced. If anything fails,
     /// `path` is unchanged and the temporary file removed. A value that cannot be written is
     /// refused before any file is created.
+    ///
+    /// A new file gets mode `0o666` less the umask, as with `std::fs::write`. A file replaced
+    /// keeps its mode, and its owner and group where this process may set them.
     pub fn save<T: SafeParams>(&self, value: &T, path: impl AsRef<Path>) -> Result<()> {
         let leaves = self.collect(value)?;
         let layout = Layout::new(&leaves, &self.metadata)?;
