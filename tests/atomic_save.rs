@@ -436,3 +436,44 @@ fn a_replaced_file_keeps_its_mode_owner_and_group() {
         assert_eq!(entries(dir.path()), ["model.safetensors"]);
     }
 }
+
+#[test]
+fn a_read_only_file_is_refused_unless_asked() {
+    for read_only in [0o444, 0o400, 0o555] {
+        let (dir, path, old_bytes) = dir_with_old_file();
+        set_mode(&path, read_only);
+        let old_inode = inode(&path);
+        let new = vec![array![5.0f32]];
+        let err = new.save(&path).err();
+        let Some(Error::ReadOnly {
+            path: named,
+            mode: reported,
+        }) = &err
+        else {
+            panic!("mode {read_only:o}: {err:?}");
+        };
+        assert_eq!((named, *reported), (&path, read_only));
+        assert_eq!(
+            err.map(|e| e.to_string()).unwrap_or_default(),
+            format!(
+                "`{}` is read-only (mode 0{read_only:o}); make it writable, or save with \
+                 `Saver::overwrite_read_only` to replace it",
+                path.display()
+            )
+        );
+        assert_eq!(read(&path), old_bytes);
+        assert_eq!(inode(&path), old_inode);
+        assert_eq!(entries(dir.path()), ["model.safetensors"]);
+
+        Saver::new()
+            .overwrite_read_only()
+            .save(&new, &path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            read(&path),
+            new.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert_eq!(mode(&path), read_only, "the replacement is read-only too");
+        assert_eq!(entries(dir.path()), ["model.safetensors"]);
+    }
+}

@@ -13,10 +13,29 @@ use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
 
-/// Writes a file through a temporary sibling and a rename, so that `path` holds either its old
-/// content or the whole new one. Errors name `path`, the file the caller asked for.
+/// What a save does with a file that has no write permission bit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum ReadOnly {
+    /// Refuses to replace it ([`Error::ReadOnly`]).
+    #[default]
+    Refuse,
+    /// Replaces it; the new file keeps its mode, so it is read-only too.
+    Overwrite,
+}
+
+/// [`replace`], refusing read-only files.
 pub(crate) fn write_atomically(
     path: &Path,
+    write: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
+) -> Result<()> {
+    replace(path, ReadOnly::Refuse, write)
+}
+
+/// Writes a file through a temporary sibling and a rename, so that `path` holds either its old
+/// content or the whole new one. Errors name `path`, the file the caller asked for.
+pub(crate) fn replace(
+    path: &Path,
+    read_only: ReadOnly,
     write: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
 ) -> Result<()> {
     let dir = match path.parent() {
@@ -24,6 +43,15 @@ pub(crate) fn write_atomically(
         _ => Path::new("."),
     };
     let old = existing(path)?;
+    if let Some(old) = &old
+        && read_only == ReadOnly::Refuse
+        && let Some(mode) = sys::read_only_mode(old)
+    {
+        return Err(Error::ReadOnly {
+            path: path.to_owned(),
+            mode,
+        });
+    }
     let temp = create_temp(dir, path, old.is_some())
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
     if let Some(old) = &old {
@@ -127,6 +155,13 @@ mod sys {
         }
     }
 
+    /// The permission bits of a file none may write, going by its mode alone: root may write
+    /// anything, yet a file made read-only is one someone meant to keep.
+    pub(super) fn read_only_mode(meta: &Metadata) -> Option<u32> {
+        let mode = meta.mode() & 0o7777;
+        (mode & 0o222 == 0).then_some(mode)
+    }
+
     /// `EPERM`, or `EINVAL` for an owner that this user namespace cannot map.
     fn denied(e: &io::Error) -> bool {
         matches!(
@@ -145,6 +180,11 @@ mod sys {
     /// Creates the file `path`, failing if anything is there.
     pub(super) fn create_new(path: &Path, _replacing: bool) -> io::Result<File> {
         OpenOptions::new().write(true).create_new(true).open(path)
+    }
+
+    /// The read-only attribute, shown as the Unix mode it stands for.
+    pub(super) fn read_only_mode(meta: &Metadata) -> Option<u32> {
+        meta.permissions().readonly().then_some(0o444)
     }
 
     /// Files have no Unix mode or owner to take over here.

@@ -9,6 +9,7 @@ use safetensors::tensor::TensorView;
 
 // The tree API saves through the same replacement as `Saver::save`.
 pub(crate) use crate::atomic::write_atomically;
+use crate::atomic::{self, ReadOnly};
 use crate::dtype::DtypePolicy;
 use crate::error::{Error, Result};
 use crate::format::{self, Layout, Metadata, Parsed};
@@ -37,6 +38,7 @@ pub struct Saver {
     only: Option<Vec<String>>,
     with_collection: bool,
     metadata: Metadata,
+    read_only: ReadOnly,
 }
 
 impl Default for Saver {
@@ -46,6 +48,7 @@ impl Default for Saver {
             only: None,
             with_collection: true,
             metadata: Metadata::new(),
+            read_only: ReadOnly::Refuse,
         }
     }
 }
@@ -115,6 +118,34 @@ impl Saver {
         self
     }
 
+    /// Lets [`Saver::save`] replace a file that has no write permission bit (mode `0o444`),
+    /// which it otherwise refuses with [`Error::ReadOnly`] whoever runs it, root included: a
+    /// file made read-only is one someone meant to keep. The new file keeps the old mode, so it
+    /// is read-only too.
+    ///
+    /// ```
+    /// use ndarray::{Array1, array};
+    /// use safejax_core::{Error, SafeParams, Saver};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("release.safetensors");
+    /// vec![array![1.0f32]].save(&path)?;
+    /// let mut permissions = std::fs::metadata(&path)?.permissions();
+    /// permissions.set_readonly(true);
+    /// std::fs::set_permissions(&path, permissions)?;
+    ///
+    /// let update = vec![array![2.0f32]];
+    /// assert!(matches!(update.save(&path), Err(Error::ReadOnly { .. })));
+    /// Saver::new().overwrite_read_only().save(&update, &path)?;
+    /// assert_eq!(Vec::<Array1<f32>>::load(&path)?, update);
+    /// assert!(std::fs::metadata(&path)?.permissions().readonly());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn overwrite_read_only(mut self) -> Self {
+        self.read_only = ReadOnly::Overwrite;
+        self
+    }
+
     fn collect<'a, T: SafeParams>(&self, value: &'a T) -> Result<Vec<(String, &'a dyn Leaf)>> {
         let mut collect = Collect {
             style: self.style.unwrap_or(T::STYLE),
@@ -156,11 +187,15 @@ impl Saver {
     /// refused before any file is created.
     ///
     /// A new file gets mode `0o666` less the umask, as with `std::fs::write`. A file replaced
-    /// keeps its mode, and its owner and group where this process may set them.
+    /// keeps its mode, and its owner and group where this process may set them. A file with
+    /// no write permission bit is refused ([`Error::ReadOnly`]) unless
+    /// [`Saver::overwrite_read_only`] is asked for.
     pub fn save<T: SafeParams>(&self, value: &T, path: impl AsRef<Path>) -> Result<()> {
         let leaves = self.collect(value)?;
         let layout = Layout::new(&leaves, &self.metadata)?;
-        write_atomically(path.as_ref(), |file| layout.write(&leaves, file))
+        atomic::replace(path.as_ref(), self.read_only, |file| {
+            layout.write(&leaves, file)
+        })
     }
 }
 
