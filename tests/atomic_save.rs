@@ -477,3 +477,67 @@ fn a_read_only_file_is_refused_unless_asked() {
         assert_eq!(entries(dir.path()), ["model.safetensors"]);
     }
 }
+
+#[test]
+fn a_symlink_is_replaced_and_its_target_kept() {
+    let (dir, real, old_bytes) = dir_with_old_file();
+    give_to_stranger(&real);
+    set_mode(&real, 0o640);
+    let real_owner = owner(&real);
+    let latest = dir.path().join("latest.safetensors");
+    std::os::unix::fs::symlink("model.safetensors", &latest).unwrap_or_else(|e| panic!("{e}"));
+    let new = vec![array![5.0f32]];
+    new.save(&latest).unwrap_or_else(|e| panic!("{e}"));
+
+    let link_meta = std::fs::symlink_metadata(&latest).unwrap_or_else(|e| panic!("{e}"));
+    assert!(link_meta.file_type().is_file(), "{link_meta:?}");
+    assert_eq!(
+        read(&latest),
+        new.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+    );
+    assert_eq!(read(&real), old_bytes, "the link's target changed");
+    assert_eq!((mode(&real), owner(&real)), (0o640, real_owner));
+    assert_eq!((mode(&latest), owner(&latest)), (0o640, real_owner));
+    assert_eq!(
+        entries(dir.path()),
+        ["latest.safetensors", "model.safetensors"]
+    );
+
+    // A link to a read-only file is refused, and stays a link.
+    let frozen = dir.path().join("frozen.safetensors");
+    std::os::unix::fs::symlink("model.safetensors", &frozen).unwrap_or_else(|e| panic!("{e}"));
+    set_mode(&real, 0o444);
+    let err = new.save(&frozen).err();
+    assert!(
+        matches!(&err, Some(Error::ReadOnly { path, mode: 0o444 }) if path == &frozen),
+        "{err:?}"
+    );
+    let link_meta = std::fs::symlink_metadata(&frozen).unwrap_or_else(|e| panic!("{e}"));
+    assert!(link_meta.file_type().is_symlink(), "{link_meta:?}");
+    assert_eq!(read(&real), old_bytes);
+}
+
+#[test]
+fn a_hard_linked_file_is_detached() {
+    let (dir, path, old_bytes) = dir_with_old_file();
+    set_mode(&path, 0o640);
+    let other = dir.path().join("other.safetensors");
+    std::fs::hard_link(&path, &other).unwrap_or_else(|e| panic!("{e}"));
+    let new = vec![array![5.0f32]];
+    new.save(&path).unwrap_or_else(|e| panic!("{e}"));
+
+    assert_eq!(
+        read(&path),
+        new.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+    );
+    assert_eq!(read(&other), old_bytes, "the other link changed");
+    assert_ne!(inode(&path), inode(&other));
+    for name in [&path, &other] {
+        let meta = std::fs::metadata(name).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((meta.nlink(), meta.mode() & 0o7777), (1, 0o640));
+    }
+    assert_eq!(
+        entries(dir.path()),
+        ["model.safetensors", "other.safetensors"]
+    );
+}

@@ -190,6 +190,12 @@ impl Saver {
     /// keeps its mode, and its owner and group where this process may set them. A file with
     /// no write permission bit is refused ([`Error::ReadOnly`]) unless
     /// [`Saver::overwrite_read_only`] is asked for.
+    ///
+    /// The rename replaces the name `path`, never the file behind it. A symlink is replaced by
+    /// a regular file with the mode, owner and group of the link's target (refused if that
+    /// target is read-only), and the target keeps its old content: a `latest` link never
+    /// overwrites the checkpoint it points to. Likewise a file with other hard links is
+    /// detached from them, and the other names keep the old content.
     pub fn save<T: SafeParams>(&self, value: &T, path: impl AsRef<Path>) -> Result<()> {
         let leaves = self.collect(value)?;
         let layout = Layout::new(&leaves, &self.metadata)?;
