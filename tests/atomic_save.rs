@@ -541,3 +541,25 @@ fn a_hard_linked_file_is_detached() {
         ["model.safetensors", "other.safetensors"]
     );
 }
+
+#[test]
+fn a_255_byte_name_can_be_saved() {
+    let dir = temp_dir();
+    for name in [
+        format!("{}.safetensors", "a".repeat(243)),
+        format!("{}x.safetensors", "é".repeat(121)),
+        format!("{}abc.safetensors", "🦀".repeat(60)),
+    ] {
+        assert_eq!(name.len(), 255);
+        let path = dir.path().join(&name);
+        for model in [old_model(), vec![array![5.0f32]]] {
+            model.save(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                read(&path),
+                model.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+            );
+        }
+        assert_eq!(entries(dir.path()), [name.as_str()]);
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

@@ -96,16 +96,42 @@ fn existing(path: &Path) -> Result<Option<Metadata>> {
     }
 }
 
-/// Creates the temporary sibling of `path` in `dir`.
+/// Ends the name of every temporary file a save creates.
+const TEMP_SUFFIX: &str = ".safejax-tmp";
+/// How many random characters a temporary file's name has.
+const TEMP_RANDOM: usize = 6;
+/// The longest file name, in bytes, of the usual filesystems (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// Creates the temporary sibling of `path` in `dir`: `.{name}.{random}.safejax-tmp`, hidden, and
+/// naming its target for whoever finds it.
 fn create_temp(dir: &Path, path: &Path, replacing: bool) -> io::Result<NamedTempFile> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .make_in(dir, |temp| sys::create_new(temp, replacing))
+    let create = |prefix: &str| {
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .rand_bytes(TEMP_RANDOM)
+            .suffix(TEMP_SUFFIX)
+            .make_in(dir, |temp| sys::create_new(temp, replacing))
+    };
+    match create(&temp_prefix(path)) {
+        // A filesystem with shorter names than `NAME_MAX` (eCryptfs: 143 bytes) still takes the
+        // name without its target's.
+        Err(e) if e.kind() == ErrorKind::InvalidFilename => create(".."),
+        created => created,
+    }
+}
+
+/// The temporary name up to its random part: as much of the target's name as keeps the whole
+/// within [`NAME_MAX`], cut at a character boundary, between two dots.
+fn temp_prefix(path: &Path) -> String {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut end = name
+        .len()
+        .min(NAME_MAX - 2 - TEMP_RANDOM - TEMP_SUFFIX.len());
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(".{}.", &name[..end])
 }
 
 #[cfg(unix)]
@@ -190,5 +216,48 @@ mod sys {
     /// Files have no Unix mode or owner to take over here.
     pub(super) fn take_over(_file: &File, _old: &Metadata) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The length of a temporary name with `prefix`.
+    fn temp_len(prefix: &str) -> usize {
+        prefix.len() + TEMP_RANDOM + TEMP_SUFFIX.len()
+    }
+
+    #[test]
+    fn a_short_name_is_kept_whole() {
+        assert_eq!(
+            temp_prefix(Path::new("dir/model.safetensors")),
+            ".model.safetensors."
+        );
+    }
+
+    #[test]
+    fn a_long_name_is_cut_to_fit_at_a_character_boundary() {
+        for name in [
+            "a".repeat(255),
+            format!("{}x.safetensors", "é".repeat(121)),
+            format!("{}abc.safetensors", "🦀".repeat(60)),
+        ] {
+            assert_eq!(name.len(), 255);
+            let prefix = temp_prefix(Path::new(&name));
+            assert!(temp_len(&prefix) <= NAME_MAX, "{prefix}");
+            assert!(temp_len(&prefix) > NAME_MAX - 4, "{prefix}");
+            let kept = &prefix[1..prefix.len() - 1];
+            assert!(name.starts_with(kept), "{prefix}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_name_that_is_not_unicode_still_fits() {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(&[0xff; 255]);
+        let prefix = temp_prefix(Path::new(name));
+        assert!(temp_len(&prefix) <= NAME_MAX, "{prefix}");
     }
 }
