@@ -1,24 +1,33 @@
 //! Saves are atomic: a save that fails midway leaves the previous file as it was and no
 //! temporary file behind, and a value that cannot be written is refused before any file is
 //! touched. The saved file looks like the one it replaced to its readers (mode, owner, group); a
-//! new one gets the mode `std::fs::write` gives.
+//! new one gets the mode `std::fs::write` gives. A read-only file is refused unless asked for.
+//! Symlinks and hard links are replaced, never written through. The temporary file of a save
+//! that was killed is removed by the next save, that of a save still running never.
 //!
 //! Tests run as root, where permissions prove nothing, so the failing save runs in a child
 //! process (this test binary again) whose file size limit (`RLIMIT_FSIZE`) is far below the
-//! model's size: its writes fail with `EFBIG` halfway through.
+//! model's size: its writes fail with `EFBIG` halfway through. The killed and concurrent saves
+//! are children too, whose save stalls midway until the test releases or kills them.
 
 mod common;
 
 use common::{colliding_maps, tree_with};
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use ndarray::{Array1, array};
-use safejax::{Error, SafeParams, Saver, Tensor, Tree, flax, haiku};
+use safejax::{
+    Dtype, Error, KeyPath, Leaf, Reader, SafeParams, Saver, Tensor, Tree, Visitor, VisitorMut,
+    flax, haiku,
+};
 
 /// Set (to the file to save) in the child process of [`interrupted_save_keeps_the_old_file`].
 const CHILD_TARGET: &str = "SAFEJAX_TEST_INTERRUPTED_SAVE_TARGET";
@@ -562,4 +571,205 @@ fn a_255_byte_name_can_be_saved() {
         assert_eq!(entries(dir.path()), [name.as_str()]);
         std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+/// Set (to the file to save) in the child process of the tests of concurrent and killed saves.
+const STALL_TARGET: &str = "SAFEJAX_TEST_STALLED_SAVE_TARGET";
+/// Set (to a file that does not exist yet) in that child: its save stalls until the file exists.
+const STALL_RELEASE: &str = "SAFEJAX_TEST_STALLED_SAVE_RELEASE";
+/// What that child prints when its save succeeded.
+const STALL_MARKER: &str = "stalled save finished";
+/// How long a stalled save or a test waits for the other side before giving up.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A leaf whose data is not ready until the file `release` exists, so that a save of it stays
+/// midway, its temporary file open, for as long as a test needs.
+struct Stall {
+    release: PathBuf,
+}
+
+impl Stall {
+    const BYTES: [u8; 4] = [1, 2, 3, 4];
+}
+
+impl Leaf for Stall {
+    fn dtype(&self) -> Dtype {
+        Dtype::U8
+    }
+
+    fn shape(&self) -> Cow<'_, [usize]> {
+        Cow::Owned(vec![Self::BYTES.len()])
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        let start = Instant::now();
+        while !self.release.exists() && start.elapsed() < PATIENCE {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Cow::Borrowed(&Self::BYTES)
+    }
+
+    fn data_len(&self) -> usize {
+        Self::BYTES.len()
+    }
+}
+
+impl SafeParams for Stall {
+    fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
+        visitor.leaf(path, self);
+    }
+
+    fn visit_mut(&mut self, _path: &mut KeyPath, _visitor: &mut dyn VisitorMut) {}
+
+    fn read(_path: &mut KeyPath, _reader: &mut Reader<'_>) -> Option<Self> {
+        None
+    }
+}
+
+/// What the stalled child writes.
+fn stalled_bytes() -> Vec<u8> {
+    vec![array![1u8, 2, 3, 4]]
+        .to_bytes()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The child of the tests of concurrent and killed saves; does nothing in a normal run.
+#[test]
+fn child_save_that_stalls() {
+    let (Some(target), Some(release)) = (
+        std::env::var_os(STALL_TARGET),
+        std::env::var_os(STALL_RELEASE),
+    ) else {
+        return;
+    };
+    let value = vec![Stall {
+        release: release.into(),
+    }];
+    value.save(target).unwrap_or_else(|e| panic!("{e}"));
+    println!("{STALL_MARKER}");
+}
+
+/// Starts a child saving into `path` a value that stalls until `release` exists, and waits
+/// until its temporary file is in `dir`; returns the child and that file's name.
+fn start_stalled_save(dir: &Path, path: &Path, release: &Path) -> (Child, String) {
+    let before = entries(dir);
+    let mut command = child("child_save_that_stalls", ":", STALL_TARGET, path);
+    let mut child = command
+        .env(STALL_RELEASE, release)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run the child: {e}"));
+    let start = Instant::now();
+    let new = loop {
+        let new: Vec<String> = entries(dir)
+            .into_iter()
+            .filter(|name| !before.contains(name))
+            .collect();
+        if !new.is_empty() || start.elapsed() > PATIENCE {
+            break new;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    if let [temp] = new.as_slice() {
+        return (child, temp.clone());
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output();
+    panic!("the child made {new:?} instead of one temporary file: {output:?}");
+}
+
+#[test]
+fn a_killed_save_leaves_nothing_after_the_next_save() {
+    let (dir, path, old_bytes) = dir_with_old_file();
+    let release = temp_dir();
+    let (mut killed, temp) = start_stalled_save(dir.path(), &path, &release.path().join("go"));
+    killed.kill().unwrap_or_else(|e| panic!("{e}"));
+    let status = killed.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.signal(), Some(9), "{status}");
+    assert_eq!(entries(dir.path()), [temp.as_str(), "model.safetensors"]);
+    assert_eq!(read(&path), old_bytes);
+
+    // A save of any file of the directory reclaims it.
+    let other = dir.path().join("other.safetensors");
+    old_model().save(&other).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        entries(dir.path()),
+        ["model.safetensors", "other.safetensors"]
+    );
+    assert_eq!(read(&path), old_bytes);
+}
+
+#[test]
+fn a_live_save_keeps_its_temporary_file() {
+    let (dir, path, _) = dir_with_old_file();
+    let release = temp_dir();
+    let go = release.path().join("go");
+    let (stalled, temp) = start_stalled_save(dir.path(), &path, &go);
+    let temp_inode = inode(&dir.path().join(&temp));
+
+    // Saves to the same file and to another while the child's save is midway.
+    let new = vec![array![5.0f32]];
+    new.save(&path).unwrap_or_else(|e| panic!("{e}"));
+    let other = dir.path().join("other.safetensors");
+    new.save(&other).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        entries(dir.path()),
+        [temp.as_str(), "model.safetensors", "other.safetensors"]
+    );
+    assert_eq!(inode(&dir.path().join(&temp)), temp_inode);
+    assert_eq!(
+        read(&path),
+        new.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+    );
+
+    // The child's save completes, last: its file is the one that stays.
+    std::fs::write(&go, b"").unwrap_or_else(|e| panic!("{e}"));
+    let output = stalled.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains(STALL_MARKER),
+        "child failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(read(&path), stalled_bytes());
+    assert_eq!(inode(&path), temp_inode);
+    assert_eq!(
+        entries(dir.path()),
+        ["model.safetensors", "other.safetensors"]
+    );
+}
+
+#[test]
+fn a_save_reclaims_only_unlocked_temporary_files() {
+    let (dir, path, _) = dir_with_old_file();
+    let at = |name: &str| dir.path().join(name);
+    let create = |name: &str| std::fs::File::create(at(name)).unwrap_or_else(|e| panic!("{e}"));
+    // Another thread's save midway: an opening of its own holds the lock.
+    let live = create(".model.safetensors.Live01.safejax-tmp");
+    live.lock().unwrap_or_else(|e| panic!("{e}"));
+    drop(create(".model.safetensors.Dead01.safejax-tmp"));
+    drop(create("..Dead02.safejax-tmp"));
+    // Not of this pattern: left alone.
+    drop(create(".model.safetensors.abc123.tmp"));
+    drop(create("notes.safejax-tmp"));
+    std::os::unix::fs::symlink("model.safetensors", at(".link.Dead03.safejax-tmp"))
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    old_model().save(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        entries(dir.path()),
+        [
+            ".link.Dead03.safejax-tmp",
+            ".model.safetensors.Live01.safejax-tmp",
+            ".model.safetensors.abc123.tmp",
+            "model.safetensors",
+            "notes.safejax-tmp"
+        ]
+    );
+    // Once its writer is gone, the next save takes it.
+    drop(live);
+    old_model().save(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!at(".model.safetensors.Live01.safejax-tmp").exists());
 }

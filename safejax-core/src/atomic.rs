@@ -4,7 +4,15 @@
 //! The new file looks like the one it replaces to its readers: it keeps its mode, and its owner
 //! and group where the process may set them. A file that did not exist gets mode `0o666` less the
 //! umask, as `std::fs::write` gives it.
+//!
+//! A save killed midway cannot remove its temporary file, so the next save into the directory
+//! does. Every save holds an exclusive advisory lock (`flock`) on its temporary file for as long
+//! as the file is open, and the kernel drops it when the process dies, however it dies. A save
+//! removes the temporary files of the directory whose lock it can take: their writer is gone. A
+//! live save's lock makes that fail, so its file is left alone, whichever process or thread it
+//! belongs to (each opening holds its own lock).
 
+use std::ffi::OsStr;
 use std::fs::{self, File, Metadata};
 use std::io::{self, BufWriter, ErrorKind, Write};
 use std::path::Path;
@@ -52,7 +60,8 @@ pub(crate) fn replace(
             mode,
         });
     }
-    let temp = create_temp(dir, path, old.is_some())
+    reclaim(dir);
+    let temp = create_locked(dir, path, old.is_some())
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
     if let Some(old) = &old {
         sys::take_over(temp.as_file(), old)
@@ -119,6 +128,67 @@ fn create_temp(dir: &Path, path: &Path, replacing: bool) -> io::Result<NamedTemp
         Err(e) if e.kind() == ErrorKind::InvalidFilename => create(".."),
         created => created,
     }
+}
+
+/// [`create_temp`], locked for as long as the file is open.
+fn create_locked(dir: &Path, path: &Path, replacing: bool) -> io::Result<NamedTempFile> {
+    // A retry needs another save's reclaiming to remove each new file between its creation
+    // and its lock; three in a row would be no race but a bug.
+    for _ in 0..3 {
+        let temp = create_temp(dir, path, replacing)?;
+        // Where the filesystem has no locks, no save can take one to reclaim this file either.
+        if temp.as_file().lock().is_err() || sys::is_linked(temp.as_file())? {
+            return Ok(temp);
+        }
+        // Its name is gone; another save may take it again, and must keep its file.
+        drop(temp.into_temp_path().keep());
+    }
+    Err(io::Error::other(
+        "each new temporary file was removed before it could be locked",
+    ))
+}
+
+/// Removes the temporary files that saves into `dir` left when they were killed: those whose
+/// lock no process holds. Whatever cannot be read, locked or removed is left for a later save,
+/// which this one does not need to succeed.
+fn reclaim(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        // A regular file only: opening a FIFO would wait for a writer.
+        if is_temp_name(&entry.file_name()) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = reclaim_one(&entry.path());
+        }
+    }
+}
+
+fn reclaim_one(temp: &Path) -> io::Result<()> {
+    let file = File::open(temp)?;
+    if file.try_lock().is_err() {
+        return Ok(());
+    }
+    // Its save may have finished (and renamed the file to its target) between the opening and
+    // the lock; only the same file under the same name is a leftover.
+    if sys::same_file(&file.metadata()?, &fs::symlink_metadata(temp)?) {
+        fs::remove_file(temp)?;
+    }
+    Ok(())
+}
+
+/// Whether `name` is that of a temporary file of [`create_temp`]: `.`, a name, `.`, the random
+/// part, the suffix.
+fn is_temp_name(name: &OsStr) -> bool {
+    let Some(stem) = name.as_encoded_bytes().strip_suffix(TEMP_SUFFIX.as_bytes()) else {
+        return false;
+    };
+    let Some(random_start) = stem.len().checked_sub(TEMP_RANDOM) else {
+        return false;
+    };
+    random_start >= 2
+        && stem[0] == b'.'
+        && stem[random_start - 1] == b'.'
+        && stem[random_start..].iter().all(u8::is_ascii_alphanumeric)
 }
 
 /// The temporary name up to its random part: as much of the target's name as keeps the whole
@@ -188,6 +258,16 @@ mod sys {
         (mode & 0o222 == 0).then_some(mode)
     }
 
+    /// Whether `file` still has a name (no other save reclaimed it).
+    pub(super) fn is_linked(file: &File) -> io::Result<bool> {
+        Ok(file.metadata()?.nlink() > 0)
+    }
+
+    /// Whether `a` and `b` describe the same file.
+    pub(super) fn same_file(a: &Metadata, b: &Metadata) -> bool {
+        (a.dev(), a.ino()) == (b.dev(), b.ino())
+    }
+
     /// `EPERM`, or `EINVAL` for an owner that this user namespace cannot map.
     fn denied(e: &io::Error) -> bool {
         matches!(
@@ -216,6 +296,17 @@ mod sys {
     /// Files have no Unix mode or owner to take over here.
     pub(super) fn take_over(_file: &File, _old: &Metadata) -> io::Result<()> {
         Ok(())
+    }
+
+    /// An open file cannot lose its name here.
+    pub(super) fn is_linked(_file: &File) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    /// Without file identities there is no telling a leftover from a file that took its name:
+    /// temporary files are never reclaimed here.
+    pub(super) fn same_file(_a: &Metadata, _b: &Metadata) -> bool {
+        false
     }
 }
 
@@ -250,6 +341,40 @@ mod tests {
             let kept = &prefix[1..prefix.len() - 1];
             assert!(name.starts_with(kept), "{prefix}");
         }
+    }
+
+    #[test]
+    fn temporary_names_are_told_from_others() {
+        for name in [
+            ".model.safetensors.aZ09xy.safejax-tmp",
+            "..aZ09xy.safejax-tmp",
+            ".a.b.c.123456.safejax-tmp",
+        ] {
+            assert!(is_temp_name(OsStr::new(name)), "{name}");
+        }
+        for name in [
+            "model.safetensors",
+            ".model.safetensors.aZ09xy.tmp",
+            "model.aZ09xy.safejax-tmp",
+            ".model.safetensors.aZ09x.safejax-tmp",
+            ".model.safetensors.aZ-09x.safejax-tmp",
+            ".aZ09xy.safejax-tmp",
+            ".safejax-tmp",
+            "",
+        ] {
+            assert!(!is_temp_name(OsStr::new(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_temporary_file_has_a_temporary_name() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        for name in ["model.safetensors", &"a".repeat(255)] {
+            let temp = create_temp(dir.path(), &dir.path().join(name), false)?;
+            let file_name = temp.path().file_name().unwrap_or_default();
+            assert!(is_temp_name(file_name), "{file_name:?}");
+        }
+        Ok(())
     }
 
     #[cfg(unix)]

@@ -196,6 +196,11 @@ impl Saver {
     /// target is read-only), and the target keeps its old content: a `latest` link never
     /// overwrites the checkpoint it points to. Likewise a file with other hard links is
     /// detached from them, and the other names keep the old content.
+    ///
+    /// The temporary file is named `.{name}.{random}.safejax-tmp` (the name cut to keep it
+    /// within 255 bytes). A save killed midway leaves it behind; the next save into the same
+    /// directory removes it, and never the temporary file of a save still running, which holds
+    /// a lock on it.
     pub fn save<T: SafeParams>(&self, value: &T, path: impl AsRef<Path>) -> Result<()> {
         let leaves = self.collect(value)?;
         let layout = Layout::new(&leaves, &self.metadata)?;
