@@ -773,3 +773,34 @@ fn a_save_reclaims_only_unlocked_temporary_files() {
     old_model().save(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(!at(".model.safetensors.Live01.safejax-tmp").exists());
 }
+
+#[test]
+fn the_tree_api_saves_the_same_way() {
+    let dir = temp_dir();
+    let path = dir.path().join("tree.safetensors");
+    let tree = tree_with("kernel");
+    flax::serialize_to_file(&tree, &path, None).unwrap_or_else(|e| panic!("{e}"));
+    let bytes = flax::serialize(&tree, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read(&path), bytes);
+    assert_eq!(mode(&path), 0o666 & !process_umask());
+
+    give_to_stranger(&path);
+    set_mode(&path, 0o640);
+    let old_owner = owner(&path);
+    drop(std::fs::File::create(
+        dir.path().join(".tree.safetensors.Dead01.safejax-tmp"),
+    ));
+    flax::serialize_to_file(&tree, &path, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((mode(&path), owner(&path)), (0o640, old_owner));
+    assert_eq!(entries(dir.path()), ["tree.safetensors"]);
+
+    set_mode(&path, 0o444);
+    let old_inode = inode(&path);
+    let err = flax::serialize_to_file(&tree, &path, None).err();
+    assert!(
+        matches!(&err, Some(Error::ReadOnly { path: named, mode: 0o444 }) if named == &path),
+        "{err:?}"
+    );
+    assert_eq!(inode(&path), old_inode);
+    assert_eq!(read(&path), bytes);
+}
