@@ -1,23 +1,33 @@
 //! Saves are atomic: a save that fails midway leaves the previous file as it was and no
 //! temporary file behind, and a value that cannot be written is refused before any file is
-//! touched.
+//! touched. The saved file looks like the one it replaced to its readers (mode, owner, group); a
+//! new one gets the mode `std::fs::write` gives. A read-only file is refused unless asked for.
+//! Symlinks and hard links are replaced, never written through. The temporary file of a save
+//! that was killed is removed by the next save, that of a save still running never.
 //!
 //! Tests run as root, where permissions prove nothing, so the failing save runs in a child
 //! process (this test binary again) whose file size limit (`RLIMIT_FSIZE`) is far below the
-//! model's size: its writes fail with `EFBIG` halfway through.
+//! model's size: its writes fail with `EFBIG` halfway through. The killed and concurrent saves
+//! are children too, whose save stalls midway until the test releases or kills them.
 
 mod common;
 
 use common::{colliding_maps, tree_with};
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use ndarray::{Array1, array};
-use safejax::{Error, SafeParams, Saver, Tensor, Tree, flax, haiku};
+use safejax::{
+    Dtype, Error, KeyPath, Leaf, Reader, SafeParams, Saver, Tensor, Tree, Visitor, VisitorMut,
+    flax, haiku,
+};
 
 /// Set (to the file to save) in the child process of [`interrupted_save_keeps_the_old_file`].
 const CHILD_TARGET: &str = "SAFEJAX_TEST_INTERRUPTED_SAVE_TARGET";
@@ -78,33 +88,49 @@ fn dir_with_old_file() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
     (dir, path, bytes)
 }
 
-#[test]
-fn interrupted_save_keeps_the_old_file() {
-    let (dir, path, old_bytes) = dir_with_old_file();
-    let old_inode = inode(&path);
+/// Runs the test `name` of this binary alone in a child process, after the bash commands `setup`,
+/// with `target` in the environment variable `var`. The child tests do nothing without it.
+fn child(name: &str, setup: &str, var: &str, target: &Path) -> Command {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
-    // `trap "" XFSZ` makes the limit an error (EFBIG) instead of a signal that kills the child;
-    // an ignored signal stays ignored across `exec`.
-    let script = format!(r#"ulimit -f {LIMIT_BLOCKS} && trap "" XFSZ && exec "$0" "$@""#);
-    let output = Command::new("bash")
+    let mut command = Command::new("bash");
+    command
         .arg("-c")
-        .arg(script)
+        .arg(format!(r#"{setup} && exec "$0" "$@""#))
         .arg(exe)
-        .args([
-            "child_save_under_a_file_size_limit",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_TARGET, &path)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(var, target);
+    command
+}
+
+/// Runs `command` to its end, asserting that it succeeded and printed `marker`.
+fn run_child(mut command: Command, marker: &str) {
+    let output = command
         .output()
         .unwrap_or_else(|e| panic!("cannot run the child: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        output.status.success() && stdout.contains(CHILD_MARKER),
+        output.status.success() && stdout.contains(marker),
         "child failed ({}):\n{stdout}\n{stderr}",
         output.status
+    );
+}
+
+#[test]
+fn interrupted_save_keeps_the_old_file() {
+    let (dir, path, old_bytes) = dir_with_old_file();
+    let old_inode = inode(&path);
+    // `trap "" XFSZ` makes the limit an error (EFBIG) instead of a signal that kills the child;
+    // an ignored signal stays ignored across `exec`.
+    let setup = format!(r#"ulimit -f {LIMIT_BLOCKS} && trap "" XFSZ"#);
+    run_child(
+        child(
+            "child_save_under_a_file_size_limit",
+            &setup,
+            CHILD_TARGET,
+            &path,
+        ),
+        CHILD_MARKER,
     );
     assert_eq!(read(&path), old_bytes, "the old file changed");
     assert_eq!(inode(&path), old_inode, "the old file was replaced");
@@ -323,4 +349,458 @@ fn a_save_into_a_missing_directory_names_it() {
         "{err}"
     );
     assert_eq!(entries(dir.path()), [""; 0]);
+}
+
+/// Set (to the file to save) in the child process of [`a_new_file_gets_0666_less_the_umask`].
+const NEW_FILE_TARGET: &str = "SAFEJAX_TEST_NEW_FILE_TARGET";
+/// What that child prints when its save succeeded.
+const NEW_FILE_MARKER: &str = "saved a new file";
+/// An owner and a group that no account has, for files given away by root.
+const STRANGER: (u32, u32) = (4321, 8765);
+
+/// The permission bits of `path` (of a symlink's target).
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .mode()
+        & 0o7777
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The owner and group of `path` (of a symlink's target).
+fn owner(path: &Path) -> (u32, u32) {
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{e}"));
+    (meta.uid(), meta.gid())
+}
+
+/// Gives `path` to [`STRANGER`]; false where this process may not (it is not root).
+fn give_to_stranger(path: &Path) -> bool {
+    std::os::unix::fs::chown(path, Some(STRANGER.0), Some(STRANGER.1)).is_ok()
+}
+
+/// This process's umask, as the kernel reports it (reading it with umask(2) would change it).
+fn process_umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_else(|e| panic!("{e}"));
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Umask:"))
+        .unwrap_or_else(|| panic!("no umask in /proc/self/status:\n{status}"));
+    u32::from_str_radix(line.trim(), 8).unwrap_or_else(|e| panic!("umask `{line}`: {e}"))
+}
+
+#[test]
+fn a_new_file_gets_0666_less_the_umask() {
+    let dir = temp_dir();
+    let path = dir.path().join("model.safetensors");
+    old_model().save(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode(&path), 0o666 & !process_umask());
+    for (umask, expected) in [(0o027, 0o640), (0o000, 0o666), (0o002, 0o664)] {
+        let path = dir.path().join(format!("umask_{umask:03o}.safetensors"));
+        let setup = format!("umask {umask:03o}");
+        run_child(
+            child("child_save_a_new_file", &setup, NEW_FILE_TARGET, &path),
+            NEW_FILE_MARKER,
+        );
+        assert_eq!(
+            read(&path),
+            old_model().to_bytes().unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert_eq!(mode(&path), expected, "umask {umask:03o}");
+    }
+}
+
+/// The child half of [`a_new_file_gets_0666_less_the_umask`]; does nothing in a normal run.
+#[test]
+fn child_save_a_new_file() {
+    let Some(target) = std::env::var_os(NEW_FILE_TARGET) else {
+        return;
+    };
+    old_model().save(target).unwrap_or_else(|e| panic!("{e}"));
+    println!("{NEW_FILE_MARKER}");
+}
+
+#[test]
+fn a_replaced_file_keeps_its_mode_owner_and_group() {
+    for old_mode in [0o644, 0o640, 0o755, 0o600, 0o604, 0o2770] {
+        let (dir, path, _) = dir_with_old_file();
+        // In this order: `chown` clears the set-group-ID bit.
+        let given = give_to_stranger(&path);
+        set_mode(&path, old_mode);
+        let old_owner = owner(&path);
+        let new = vec![array![5.0f32]];
+        new.save(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            read(&path),
+            new.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert_eq!(mode(&path), old_mode, "mode {old_mode:o}");
+        assert_eq!(owner(&path), old_owner, "mode {old_mode:o}");
+        if given {
+            assert_eq!(owner(&path), STRANGER);
+        }
+        assert_eq!(entries(dir.path()), ["model.safetensors"]);
+    }
+}
+
+#[test]
+fn a_read_only_file_is_refused_unless_asked() {
+    for read_only in [0o444, 0o400, 0o555] {
+        let (dir, path, old_bytes) = dir_with_old_file();
+        set_mode(&path, read_only);
+        let old_inode = inode(&path);
+        let new = vec![array![5.0f32]];
+        let err = new.save(&path).err();
+        let Some(Error::ReadOnly {
+            path: named,
+            mode: reported,
+        }) = &err
+        else {
+            panic!("mode {read_only:o}: {err:?}");
+        };
+        assert_eq!((named, *reported), (&path, read_only));
+        assert_eq!(
+            err.map(|e| e.to_string()).unwrap_or_default(),
+            format!(
+                "`{}` is read-only (mode 0{read_only:o}); make it writable, or save with \
+                 `Saver::overwrite_read_only` to replace it",
+                path.display()
+            )
+        );
+        assert_eq!(read(&path), old_bytes);
+        assert_eq!(inode(&path), old_inode);
+        assert_eq!(entries(dir.path()), ["model.safetensors"]);
+
+        Saver::new()
+            .overwrite_read_only()
+            .save(&new, &path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            read(&path),
+            new.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert_eq!(mode(&path), read_only, "the replacement is read-only too");
+        assert_eq!(entries(dir.path()), ["model.safetensors"]);
+    }
+}
+
+#[test]
+fn a_symlink_is_replaced_and_its_target_kept() {
+    let (dir, real, old_bytes) = dir_with_old_file();
+    give_to_stranger(&real);
+    set_mode(&real, 0o640);
+    let real_owner = owner(&real);
+    let latest = dir.path().join("latest.safetensors");
+    std::os::unix::fs::symlink("model.safetensors", &latest).unwrap_or_else(|e| panic!("{e}"));
+    let new = vec![array![5.0f32]];
+    new.save(&latest).unwrap_or_else(|e| panic!("{e}"));
+
+    let link_meta = std::fs::symlink_metadata(&latest).unwrap_or_else(|e| panic!("{e}"));
+    assert!(link_meta.file_type().is_file(), "{link_meta:?}");
+    assert_eq!(
+        read(&latest),
+        new.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+    );
+    assert_eq!(read(&real), old_bytes, "the link's target changed");
+    assert_eq!((mode(&real), owner(&real)), (0o640, real_owner));
+    assert_eq!((mode(&latest), owner(&latest)), (0o640, real_owner));
+    assert_eq!(
+        entries(dir.path()),
+        ["latest.safetensors", "model.safetensors"]
+    );
+
+    // A link to a read-only file is refused, and stays a link.
+    let frozen = dir.path().join("frozen.safetensors");
+    std::os::unix::fs::symlink("model.safetensors", &frozen).unwrap_or_else(|e| panic!("{e}"));
+    set_mode(&real, 0o444);
+    let err = new.save(&frozen).err();
+    assert!(
+        matches!(&err, Some(Error::ReadOnly { path, mode: 0o444 }) if path == &frozen),
+        "{err:?}"
+    );
+    let link_meta = std::fs::symlink_metadata(&frozen).unwrap_or_else(|e| panic!("{e}"));
+    assert!(link_meta.file_type().is_symlink(), "{link_meta:?}");
+    assert_eq!(read(&real), old_bytes);
+}
+
+#[test]
+fn a_hard_linked_file_is_detached() {
+    let (dir, path, old_bytes) = dir_with_old_file();
+    set_mode(&path, 0o640);
+    let other = dir.path().join("other.safetensors");
+    std::fs::hard_link(&path, &other).unwrap_or_else(|e| panic!("{e}"));
+    let new = vec![array![5.0f32]];
+    new.save(&path).unwrap_or_else(|e| panic!("{e}"));
+
+    assert_eq!(
+        read(&path),
+        new.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+    );
+    assert_eq!(read(&other), old_bytes, "the other link changed");
+    assert_ne!(inode(&path), inode(&other));
+    for name in [&path, &other] {
+        let meta = std::fs::metadata(name).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((meta.nlink(), meta.mode() & 0o7777), (1, 0o640));
+    }
+    assert_eq!(
+        entries(dir.path()),
+        ["model.safetensors", "other.safetensors"]
+    );
+}
+
+#[test]
+fn a_255_byte_name_can_be_saved() {
+    let dir = temp_dir();
+    for name in [
+        format!("{}.safetensors", "a".repeat(243)),
+        format!("{}x.safetensors", "é".repeat(121)),
+        format!("{}abc.safetensors", "🦀".repeat(60)),
+    ] {
+        assert_eq!(name.len(), 255);
+        let path = dir.path().join(&name);
+        for model in [old_model(), vec![array![5.0f32]]] {
+            model.save(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                read(&path),
+                model.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+            );
+        }
+        assert_eq!(entries(dir.path()), [name.as_str()]);
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// Set (to the file to save) in the child process of the tests of concurrent and killed saves.
+const STALL_TARGET: &str = "SAFEJAX_TEST_STALLED_SAVE_TARGET";
+/// Set (to a file that does not exist yet) in that child: its save stalls until the file exists.
+const STALL_RELEASE: &str = "SAFEJAX_TEST_STALLED_SAVE_RELEASE";
+/// What that child prints when its save succeeded.
+const STALL_MARKER: &str = "stalled save finished";
+/// How long a stalled save or a test waits for the other side before giving up.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A leaf whose data is not ready until the file `release` exists, so that a save of it stays
+/// midway, its temporary file open, for as long as a test needs.
+struct Stall {
+    release: PathBuf,
+}
+
+impl Stall {
+    const BYTES: [u8; 4] = [1, 2, 3, 4];
+}
+
+impl Leaf for Stall {
+    fn dtype(&self) -> Dtype {
+        Dtype::U8
+    }
+
+    fn shape(&self) -> Cow<'_, [usize]> {
+        Cow::Owned(vec![Self::BYTES.len()])
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        let start = Instant::now();
+        while !self.release.exists() && start.elapsed() < PATIENCE {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Cow::Borrowed(&Self::BYTES)
+    }
+
+    fn data_len(&self) -> usize {
+        Self::BYTES.len()
+    }
+}
+
+impl SafeParams for Stall {
+    fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
+        visitor.leaf(path, self);
+    }
+
+    fn visit_mut(&mut self, _path: &mut KeyPath, _visitor: &mut dyn VisitorMut) {}
+
+    fn read(_path: &mut KeyPath, _reader: &mut Reader<'_>) -> Option<Self> {
+        None
+    }
+}
+
+/// What the stalled child writes.
+fn stalled_bytes() -> Vec<u8> {
+    vec![array![1u8, 2, 3, 4]]
+        .to_bytes()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The child of the tests of concurrent and killed saves; does nothing in a normal run.
+#[test]
+fn child_save_that_stalls() {
+    let (Some(target), Some(release)) = (
+        std::env::var_os(STALL_TARGET),
+        std::env::var_os(STALL_RELEASE),
+    ) else {
+        return;
+    };
+    let value = vec![Stall {
+        release: release.into(),
+    }];
+    value.save(target).unwrap_or_else(|e| panic!("{e}"));
+    println!("{STALL_MARKER}");
+}
+
+/// Starts a child saving into `path` a value that stalls until `release` exists, and waits
+/// until its temporary file is in `dir`; returns the child and that file's name.
+fn start_stalled_save(dir: &Path, path: &Path, release: &Path) -> (Child, String) {
+    let before = entries(dir);
+    let mut command = child("child_save_that_stalls", ":", STALL_TARGET, path);
+    let mut child = command
+        .env(STALL_RELEASE, release)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run the child: {e}"));
+    let start = Instant::now();
+    let new = loop {
+        let new: Vec<String> = entries(dir)
+            .into_iter()
+            .filter(|name| !before.contains(name))
+            .collect();
+        if !new.is_empty() || start.elapsed() > PATIENCE {
+            break new;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    if let [temp] = new.as_slice() {
+        return (child, temp.clone());
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output();
+    panic!("the child made {new:?} instead of one temporary file: {output:?}");
+}
+
+#[test]
+fn a_killed_save_leaves_nothing_after_the_next_save() {
+    let (dir, path, old_bytes) = dir_with_old_file();
+    let release = temp_dir();
+    let (mut killed, temp) = start_stalled_save(dir.path(), &path, &release.path().join("go"));
+    killed.kill().unwrap_or_else(|e| panic!("{e}"));
+    let status = killed.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.signal(), Some(9), "{status}");
+    assert_eq!(entries(dir.path()), [temp.as_str(), "model.safetensors"]);
+    assert_eq!(read(&path), old_bytes);
+
+    // A save of any file of the directory reclaims it.
+    let other = dir.path().join("other.safetensors");
+    old_model().save(&other).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        entries(dir.path()),
+        ["model.safetensors", "other.safetensors"]
+    );
+    assert_eq!(read(&path), old_bytes);
+}
+
+#[test]
+fn a_live_save_keeps_its_temporary_file() {
+    let (dir, path, _) = dir_with_old_file();
+    let release = temp_dir();
+    let go = release.path().join("go");
+    let (stalled, temp) = start_stalled_save(dir.path(), &path, &go);
+    let temp_inode = inode(&dir.path().join(&temp));
+
+    // Saves to the same file and to another while the child's save is midway.
+    let new = vec![array![5.0f32]];
+    new.save(&path).unwrap_or_else(|e| panic!("{e}"));
+    let other = dir.path().join("other.safetensors");
+    new.save(&other).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        entries(dir.path()),
+        [temp.as_str(), "model.safetensors", "other.safetensors"]
+    );
+    assert_eq!(inode(&dir.path().join(&temp)), temp_inode);
+    assert_eq!(
+        read(&path),
+        new.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+    );
+
+    // The child's save completes, last: its file is the one that stays.
+    std::fs::write(&go, b"").unwrap_or_else(|e| panic!("{e}"));
+    let output = stalled.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains(STALL_MARKER),
+        "child failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(read(&path), stalled_bytes());
+    assert_eq!(inode(&path), temp_inode);
+    assert_eq!(
+        entries(dir.path()),
+        ["model.safetensors", "other.safetensors"]
+    );
+}
+
+#[test]
+fn a_save_reclaims_only_unlocked_temporary_files() {
+    let (dir, path, _) = dir_with_old_file();
+    let at = |name: &str| dir.path().join(name);
+    let create = |name: &str| std::fs::File::create(at(name)).unwrap_or_else(|e| panic!("{e}"));
+    // Another thread's save midway: an opening of its own holds the lock.
+    let live = create(".model.safetensors.Live01.safejax-tmp");
+    live.lock().unwrap_or_else(|e| panic!("{e}"));
+    drop(create(".model.safetensors.Dead01.safejax-tmp"));
+    drop(create("..Dead02.safejax-tmp"));
+    // Not of this pattern: left alone.
+    drop(create(".model.safetensors.abc123.tmp"));
+    drop(create("notes.safejax-tmp"));
+    std::os::unix::fs::symlink("model.safetensors", at(".link.Dead03.safejax-tmp"))
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    old_model().save(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        entries(dir.path()),
+        [
+            ".link.Dead03.safejax-tmp",
+            ".model.safetensors.Live01.safejax-tmp",
+            ".model.safetensors.abc123.tmp",
+            "model.safetensors",
+            "notes.safejax-tmp"
+        ]
+    );
+    // Once its writer is gone, the next save takes it.
+    drop(live);
+    old_model().save(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!at(".model.safetensors.Live01.safejax-tmp").exists());
+}
+
+#[test]
+fn the_tree_api_saves_the_same_way() {
+    let dir = temp_dir();
+    let path = dir.path().join("tree.safetensors");
+    let tree = tree_with("kernel");
+    flax::serialize_to_file(&tree, &path, None).unwrap_or_else(|e| panic!("{e}"));
+    let bytes = flax::serialize(&tree, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read(&path), bytes);
+    assert_eq!(mode(&path), 0o666 & !process_umask());
+
+    give_to_stranger(&path);
+    set_mode(&path, 0o640);
+    let old_owner = owner(&path);
+    drop(std::fs::File::create(
+        dir.path().join(".tree.safetensors.Dead01.safejax-tmp"),
+    ));
+    flax::serialize_to_file(&tree, &path, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((mode(&path), owner(&path)), (0o640, old_owner));
+    assert_eq!(entries(dir.path()), ["tree.safetensors"]);
+
+    set_mode(&path, 0o444);
+    let old_inode = inode(&path);
+    let err = flax::serialize_to_file(&tree, &path, None).err();
+    assert!(
+        matches!(&err, Some(Error::ReadOnly { path: named, mode: 0o444 }) if named == &path),
+        "{err:?}"
+    );
+    assert_eq!(inode(&path), old_inode);
+    assert_eq!(read(&path), bytes);
 }

@@ -24,6 +24,19 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A save would replace a file that has no write permission bit (mode `0o444`): someone
+    /// meant to keep it. Refused whoever saves, root included, unless the save asks for
+    /// [`Saver::overwrite_read_only`](crate::Saver::overwrite_read_only).
+    #[error(
+        "`{path}` is read-only (mode {mode:04o}); make it writable, or save with `Saver::overwrite_read_only` to replace it",
+        path = path.display()
+    )]
+    ReadOnly {
+        /// The file asked for.
+        path: PathBuf,
+        /// Its permission bits (those of a symlink's target).
+        mode: u32,
+    },
     /// Writing to a caller's writer failed.
     #[error("cannot write safetensors data: {0}")]
     Write(#[source] io::Error),

@@ -1,20 +1,22 @@
 //! Saving and loading values: bytes, writers, files (atomic on save), memory maps, metadata,
 //! collections split over several files, and the strictness of loads.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 use safetensors::tensor::TensorView;
 
+// The tree API saves through the same replacement as `Saver::save`.
+pub(crate) use crate::atomic::write_atomically;
+use crate::atomic::{self, ReadOnly};
 use crate::dtype::DtypePolicy;
 use crate::error::{Error, Result};
 use crate::format::{self, Layout, Metadata};
 use crate::key::{KeyPath, MAX_DEPTH, depth_reason};
 use crate::params::{SafeParams, Visitor, VisitorMut};
 use crate::reader::{PartSpec, Reader};
-pub use crate::source::Input;
 use crate::source;
+pub use crate::source::Input;
 use crate::style::Style;
 use crate::tensor::{Leaf, LeafMut};
 
@@ -37,6 +39,7 @@ pub struct Saver {
     only: Option<Vec<String>>,
     with_collection: bool,
     metadata: Metadata,
+    read_only: ReadOnly,
 }
 
 impl Default for Saver {
@@ -46,6 +49,7 @@ impl Default for Saver {
             only: None,
             with_collection: true,
             metadata: Metadata::new(),
+            read_only: ReadOnly::Refuse,
         }
     }
 }
@@ -119,6 +123,34 @@ impl Saver {
         self
     }
 
+    /// Lets [`Saver::save`] replace a file that has no write permission bit (mode `0o444`),
+    /// which it otherwise refuses with [`Error::ReadOnly`] whoever runs it, root included: a
+    /// file made read-only is one someone meant to keep. The new file keeps the old mode, so it
+    /// is read-only too.
+    ///
+    /// ```
+    /// use ndarray::{Array1, array};
+    /// use safejax_core::{Error, SafeParams, Saver};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("release.safetensors");
+    /// vec![array![1.0f32]].save(&path)?;
+    /// let mut permissions = std::fs::metadata(&path)?.permissions();
+    /// permissions.set_readonly(true);
+    /// std::fs::set_permissions(&path, permissions)?;
+    ///
+    /// let update = vec![array![2.0f32]];
+    /// assert!(matches!(update.save(&path), Err(Error::ReadOnly { .. })));
+    /// Saver::new().overwrite_read_only().save(&update, &path)?;
+    /// assert_eq!(Vec::<Array1<f32>>::load(&path)?, update);
+    /// assert!(std::fs::metadata(&path)?.permissions().readonly());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn overwrite_read_only(mut self) -> Self {
+        self.read_only = ReadOnly::Overwrite;
+        self
+    }
+
     fn collect<'a, T: SafeParams>(&self, value: &'a T) -> Result<Vec<(String, &'a dyn Leaf)>> {
         let mut collect = Collect {
             style: self.style.unwrap_or(T::STYLE),
@@ -158,51 +190,29 @@ impl Saver {
     /// flushed and synced, then renamed over `path`, and the directory synced. If anything fails,
     /// `path` is unchanged and the temporary file removed. A value that cannot be written is
     /// refused before any file is created.
+    ///
+    /// A new file gets mode `0o666` less the umask, as with `std::fs::write`. A file replaced
+    /// keeps its mode, and its owner and group where this process may set them. A file with
+    /// no write permission bit is refused ([`Error::ReadOnly`]) unless
+    /// [`Saver::overwrite_read_only`] is asked for.
+    ///
+    /// The rename replaces the name `path`, never the file behind it. A symlink is replaced by
+    /// a regular file with the mode, owner and group of the link's target (refused if that
+    /// target is read-only), and the target keeps its old content: a `latest` link never
+    /// overwrites the checkpoint it points to. Likewise a file with other hard links is
+    /// detached from them, and the other names keep the old content.
+    ///
+    /// The temporary file is named `.{name}.{random}.safejax-tmp` (the name cut to keep it
+    /// within 255 bytes). A save killed midway leaves it behind; the next save into the same
+    /// directory removes it, and never the temporary file of a save still running, which holds
+    /// a lock on it.
     pub fn save<T: SafeParams>(&self, value: &T, path: impl AsRef<Path>) -> Result<()> {
         let leaves = self.collect(value)?;
         let layout = Layout::new(&leaves, &self.metadata)?;
-        write_atomically(path.as_ref(), |file| layout.write(&leaves, file))
+        atomic::replace(path.as_ref(), self.read_only, |file| {
+            layout.write(&leaves, file)
+        })
     }
-}
-
-/// Writes a file through a temporary sibling and a rename, so that `path` holds either its old
-/// content or the whole new one. Errors name `path`, the file the caller asked for.
-pub(crate) fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
-) -> Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
-    {
-        let mut buffered = BufWriter::with_capacity(1 << 20, temp.as_file());
-        write(&mut buffered).map_err(|e| match e {
-            Error::Write(source) => Error::io("write", path, source),
-            other => other,
-        })?;
-        buffered.flush().map_err(|e| Error::io("write", path, e))?;
-    }
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io("sync", path, e))?;
-    temp.persist(path)
-        .map_err(|e| Error::io("replace", path, e.error))?;
-    // Make the rename itself durable. Directories cannot be opened for syncing everywhere.
-    if let Ok(dir) = File::open(dir) {
-        dir.sync_all()
-            .map_err(|e| Error::io("sync directory", path, e))?;
-    }
-    Ok(())
 }
 
 /// One file of a load, with the collections it holds.

@@ -27,6 +27,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod atomic;
 pub mod dtype;
 pub mod error;
 pub mod format;

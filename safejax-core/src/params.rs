@@ -112,6 +112,10 @@ pub trait SafeParams: Sized {
     }
 
     /// Saves to a file, atomically: the previous file stays intact if anything fails.
+    ///
+    /// As [`Saver::save`]: a replaced file keeps its mode, owner and group, a read-only one is
+    /// refused, and a symlink or hard link at `path` is replaced by a new file, leaving the old
+    /// file it shared untouched.
     fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         Saver::new().style(Self::STYLE).save(self, path)
     }

@@ -192,7 +192,9 @@ impl<'d> Reader<'d> {
             });
             return None;
         };
-        let key = self.style.render(path, self.parts[part].spec.with_collection);
+        let key = self
+            .style
+            .render(path, self.parts[part].spec.with_collection);
         let Some(i) = self.find(part, &key) else {
             self.report.missing.push(key);
             return None;
@@ -413,7 +415,12 @@ pub const MAX_ENTRY_CANDIDATES: usize = 64;
 /// Objax only the whole.
 fn candidates(child: &str, style: Style, fits: fn(&str) -> bool) -> impl Iterator<Item = usize> {
     let cuts = (style != Style::Objax)
-        .then(|| child.match_indices('_').map(|(at, _)| at).filter(|&at| at > 0))
+        .then(|| {
+            child
+                .match_indices('_')
+                .map(|(at, _)| at)
+                .filter(|&at| at > 0)
+        })
         .into_iter()
         .flatten();
     let whole = std::iter::once(child.len());

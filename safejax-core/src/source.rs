@@ -127,9 +127,8 @@ impl<'a> Source<'a> {
             Source::Mapped { path, map } => (Some(*path), &map[..]),
             Source::Bytes(bytes) => (None, *bytes),
         };
-        let checked = format::split(bytes).and_then(|(text, data)| {
-            Ok((FileHeader::parse(text, data.len())?, Some(data)))
-        });
+        let checked = format::split(bytes)
+            .and_then(|(text, data)| Ok((FileHeader::parse(text, data.len())?, Some(data))));
         checked.map_err(|e| match path {
             Some(path) => in_file(path, e),
             None => e,

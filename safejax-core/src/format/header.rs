@@ -377,7 +377,10 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             .next_element_seed(OffsetsSeed)?
             .ok_or_else(|| de::Error::invalid_length(2, &"a tensor entry with 3 elements"))?;
         if seq.next_element::<IgnoredAny>()?.is_some() {
-            return Err(de::Error::invalid_length(4, &"a tensor entry with 3 elements"));
+            return Err(de::Error::invalid_length(
+                4,
+                &"a tensor entry with 3 elements",
+            ));
         }
         raw_entry(dtype, dims_at, self.dims.len(), offsets)
     }

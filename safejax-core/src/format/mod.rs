@@ -12,8 +12,8 @@ use safetensors::tensor::{Metadata as HeaderMetadata, TensorInfo};
 use crate::error::{Error, Result};
 use crate::tensor::Leaf;
 
-pub use header::{Parsed, parse};
 pub(crate) use header::{FileHeader, header_len, split};
+pub use header::{Parsed, parse};
 
 /// The `__metadata__` string map of a safetensors file. Sorted, so equal maps give equal bytes.
 pub type Metadata = BTreeMap<String, String>;
@@ -61,7 +61,6 @@ pub fn parse_dtype(name: &str) -> Option<Dtype> {
         _ => return None,
     })
 }
-
 
 /// The byte size of a tensor, refusing shapes that no array can have: as in numpy and ndarray,
 /// the product of the non-zero dimensions must fit in `isize`, even when another one is zero.
