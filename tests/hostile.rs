@@ -10,11 +10,13 @@ use common::{colliding_maps, tree_with};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2, ArrayD, array};
 use safejax::{
-    Error, FieldInfo, HaikuSep, KeyPath, Reader, SafeParams, Saver, Style, Tensor, Tree, Visitor,
-    VisitorMut, flax, haiku, objax,
+    Error, FieldInfo, HaikuSep, KeyPath, Loader, Reader, SafeParams, Saver, Style, Tensor, Tree,
+    Visitor, VisitorMut, flax, haiku, objax,
 };
 
 /// The system allocator, noting the largest request made by each thread.
@@ -692,6 +694,81 @@ fn errors_of_files_on_disk_name_the_file() {
     }
 }
 
+/// A file of `len` bytes (sparse: its data is never written) whose first bytes are `head`.
+fn sparse_file(dir: &Path, name: &str, head: &[u8], len: u64) -> PathBuf {
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{e}"));
+    (&file).write_all(head).unwrap_or_else(|e| panic!("{e}"));
+    file.set_len(len).unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+/// A load from a path reads and checks the header before the data: a large file whose header
+/// length or header is bad costs no allocation of its size, in the typed loaders and the tree
+/// API alike.
+#[test]
+fn bad_headers_of_large_files_are_refused_before_their_data_is_read() {
+    const LEN: u64 = 64 << 20;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let long = sparse_file(dir.path(), "long.safetensors", &raw(LEN, b"{}"), LEN);
+    let not_json = sparse_file(
+        dir.path(),
+        "not_json.safetensors",
+        &raw(8, b"{\"w\":[ }"),
+        LEN,
+    );
+    let cases = [
+        (
+            &long,
+            format!(
+                "at byte 0: header length {LEN} runs past the end of the data ({} bytes follow it)",
+                LEN - 8
+            ),
+        ),
+        (
+            &not_json,
+            "at byte 15: header is not a valid safetensors header: tensor `w`: expected value"
+                .to_owned(),
+        ),
+    ];
+    for (path, expected) in cases {
+        let loads: [(&str, Box<dyn Fn() -> Option<String>>); 4] = [
+            (
+                "typed",
+                Box::new(|| Vec::<Array1<f32>>::load(path).err().map(|e| e.to_string())),
+            ),
+            (
+                "memory-mapped",
+                Box::new(|| {
+                    Loader::new()
+                        .memory_map()
+                        .load::<Vec<Array1<f32>>>(path)
+                        .err()
+                        .map(|e| e.to_string())
+                }),
+            ),
+            (
+                "flax",
+                Box::new(|| flax::deserialize_file(path).err().map(|e| e.to_string())),
+            ),
+            (
+                "objax",
+                Box::new(|| objax::deserialize_file(path).err().map(|e| e.to_string())),
+            ),
+        ];
+        for (how, load) in loads {
+            let (err, largest) = largest_allocation(load);
+            let err = err.unwrap_or_default();
+            assert!(err.contains(&expected), "{how}: {err}");
+            assert!(err.contains(&path.display().to_string()), "{how}: {err}");
+            assert!(
+                largest <= ALLOCATION_BOUND,
+                "{how}: {largest} bytes allocated at once for a bad {LEN}-byte file"
+            );
+        }
+    }
+}
+
 /// The categories of error a prefix of a valid file can give, by where it is cut.
 fn check_prefix(name: &str, bytes: &[u8], cut: usize) {
     let mut len = [0u8; 8];
@@ -869,9 +946,10 @@ fn ambiguous_and_reserved_keys_are_refused_before_writing() {
         "enc".to_owned(),
         BTreeMap::from([("a.b".to_owned(), array![1u8])]),
     )]);
+    let nul = BTreeMap::from([("a\0b".to_owned(), array![1u8])]);
     let mut root_reserved = Tree::new();
     root_reserved.insert("__metadata__", Tensor::from_array(&array![1u8]));
-    let cases: [(&str, safejax::Result<Vec<u8>>, &str); 8] = [
+    let cases: [(&str, safejax::Result<Vec<u8>>, &str); 9] = [
         (
             "a Vec field next to a field named like its first element",
             stack.to_bytes(),
@@ -896,6 +974,11 @@ fn ambiguous_and_reserved_keys_are_refused_before_writing() {
             "a map key with a separator",
             dotted.to_bytes(),
             "`enc` has map key `a.b` that contains `.`",
+        ),
+        (
+            "a map key with NUL, which no key could be read back with",
+            nul.to_bytes(),
+            "the root has map key `a\0b` that contains a NUL character",
         ),
         (
             "a tree name with `.`",
@@ -926,6 +1009,7 @@ fn ambiguous_and_reserved_keys_are_refused_before_writing() {
             .is_err()
     );
     assert!(Saver::new().to_writer(&reserved, &mut written).is_err());
+    assert!(Saver::new().to_writer(&nul, &mut written).is_err());
     assert!(written.is_empty(), "bytes were written");
     // Objax writes each step in its own brackets, so the same values are unambiguous there.
     let keys = Saver::new()

@@ -172,18 +172,16 @@ impl<'a> Source<'a> {
     }
 }
 
-/// The whole of a file, read once its header length is checked against the file's length and
-/// the format's limit.
-pub(crate) fn read_checked(path: &Path) -> Result<Vec<u8>> {
-    let source = Source::open(Input::Path(path), false)?;
-    let mut bytes = Vec::new();
-    if let Source::Read { head, .. } = &source {
-        bytes.reserve_exact(LEN_BYTES + head.len());
-        bytes.extend_from_slice(&(head.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(head);
-    }
-    source.append_data(&mut bytes)?;
-    Ok(bytes)
+/// [`with_files`] for one input.
+pub(crate) fn with_file<R>(
+    input: Input<'_>,
+    memory_map: bool,
+    use_file: impl FnOnce(Parsed<'_>) -> Result<R>,
+) -> Result<R> {
+    let source = Source::open(input, memory_map)?;
+    let (header, data) = source.header()?;
+    let buffer = source.read_data()?;
+    use_file(header.with_data(data.unwrap_or(&buffer)))
 }
 
 /// Names the file in an error about its bytes.

@@ -13,8 +13,9 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::error::{Error, KeyError, KeyProblem, LoadReport, Result};
-use crate::format::{self, Layout, Metadata};
+use crate::format::{self, Layout, Metadata, Parsed};
 use crate::io::write_atomically;
+use crate::source::{self, Input};
 use crate::tensor::{Leaf, LeafMut, Tensor};
 
 /// A node of a [`Tree`]: a tensor, or a nested dict.
@@ -487,18 +488,9 @@ fn save_flat(flat: &[(String, &dyn Leaf)], path: &Path, metadata: Option<&Metada
     write_atomically(path, |file| layout.write(flat, file))
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    crate::source::read_checked(path)
-}
-
-fn in_file<T>(path: &Path, result: Result<T>) -> Result<T> {
-    result.map_err(|e| match e {
-        Error::Format { offset, reason } => Error::Format {
-            offset,
-            reason: format!("{reason} (in `{}`)", path.display()),
-        },
-        other => other,
-    })
+/// Reads the file at `path`, its header checked before its data is read, with `read`.
+fn from_file<T>(path: &Path, read: impl FnOnce(Parsed<'_>) -> Result<T>) -> Result<T> {
+    source::with_file(Input::Path(path), false, read)
 }
 
 fn tree_leaves(tree: &Tree) -> Result<Vec<(String, &dyn Leaf)>> {
@@ -523,7 +515,10 @@ pub(crate) fn serialize_tree_to_file(
 }
 
 pub(crate) fn deserialize_tree(bytes: &[u8]) -> Result<(Tree, Metadata)> {
-    let parsed = format::parse(bytes)?;
+    tree_of(format::parse(bytes)?)
+}
+
+pub(crate) fn tree_of(parsed: Parsed<'_>) -> Result<(Tree, Metadata)> {
     let flat = parsed
         .iter()
         .map(|(name, view)| (name.to_owned(), Tensor::from_view(&view)));
@@ -536,7 +531,7 @@ macro_rules! dict_api {
 
         use crate::error::Result;
         use crate::format::Metadata;
-        use crate::tree::{Tree, deserialize_tree, in_file, read_file, serialize_tree, serialize_tree_to_file};
+        use crate::tree::{Tree, deserialize_tree, from_file, serialize_tree, serialize_tree_to_file, tree_of};
 
         #[doc = concat!("Serializes ", $framework, " parameters (a nested dict) to safetensors bytes; keys are")]
         #[doc = concat!("the levels joined with `.` (`", $example_key, "`).")]
@@ -567,7 +562,7 @@ macro_rules! dict_api {
         /// Like [`deserialize_with_metadata`], from a file.
         pub fn deserialize_file_with_metadata(path: impl AsRef<Path>) -> Result<(Tree, Metadata)> {
             let path = path.as_ref();
-            in_file(path, deserialize_tree(&read_file(path)?))
+            from_file(path, tree_of)
         }
     };
 }
@@ -678,7 +673,7 @@ pub mod objax {
     use std::path::Path;
 
     use super::{
-        Error, KeyProblem, Leaf, LeafMut, LoadReport, Metadata, Result, format, in_file, read_file,
+        Error, KeyProblem, Leaf, LeafMut, LoadReport, Metadata, Parsed, Result, format, from_file,
         save_flat, write_flat,
     };
     pub use super::{Var, VarCollection, VarKind};
@@ -721,7 +716,10 @@ pub mod objax {
 
     /// Like [`deserialize`], also returning the `__metadata__` map.
     pub fn deserialize_with_metadata(bytes: &[u8]) -> Result<(VarCollection, Metadata)> {
-        let parsed = format::parse(bytes)?;
+        vars_of(format::parse(bytes)?)
+    }
+
+    fn vars_of(parsed: Parsed<'_>) -> Result<(VarCollection, Metadata)> {
         let mut vars = VarCollection::new();
         for (key, view) in parsed.iter() {
             let (name, kind) = split(key);
@@ -745,7 +743,7 @@ pub mod objax {
     /// Like [`deserialize`], from a file.
     pub fn deserialize_file(path: impl AsRef<Path>) -> Result<VarCollection> {
         let path = path.as_ref();
-        in_file(path, deserialize(&read_file(path)?))
+        from_file(path, vars_of).map(|(vars, _)| vars)
     }
 
     /// Assigns every tensor of the file into the variable of the same path in `vars`, like
@@ -755,7 +753,10 @@ pub mod objax {
     /// variables the file does not name keep their values. All problems are reported at once
     /// and, if there is any, nothing is assigned.
     pub fn deserialize_with_assignment(bytes: &[u8], vars: &mut VarCollection) -> Result<()> {
-        let parsed = format::parse(bytes)?;
+        assign(&format::parse(bytes)?, vars)
+    }
+
+    fn assign(parsed: &Parsed<'_>, vars: &mut VarCollection) -> Result<()> {
         let mut report = LoadReport::default();
         for (key, view) in parsed.iter() {
             let (name, kind) = split(key);
@@ -792,7 +793,7 @@ pub mod objax {
         vars: &mut VarCollection,
     ) -> Result<()> {
         let path = path.as_ref();
-        in_file(path, deserialize_with_assignment(&read_file(path)?, vars))
+        from_file(path, |parsed| assign(&parsed, vars))
     }
 }
 
