@@ -1,6 +1,8 @@
 //! A tree of any depth drops, clones, compares, prints and serializes without recursion: a key of
 //! 20,000 `.` segments (Flax or Haiku) and a tree inserted a million levels deep go through
-//! every operation on a thread with std's default 2 MiB stack.
+//! every operation on a thread with std's default 2 MiB stack. A recursive derived type meets a
+//! file 5,000 levels deep, in each style, with a report naming the key, and a value deeper than
+//! `MAX_DEPTH` is refused before anything is written.
 //!
 //! A stack overflow aborts the whole process, so each deep case runs in a child process (this
 //! test binary again, told the case by an environment variable). The parent asserts that the
@@ -10,8 +12,11 @@
 use std::process::Command;
 use std::thread;
 
-use ndarray::array;
-use safejax::{Metadata, Node, Tensor, Tree, flax, haiku};
+use ndarray::{Array1, array};
+use safejax::key::MAX_DEPTH;
+use safejax::{
+    Error, KeyProblem, Loader, Metadata, Node, SafeParams, Saver, Style, Tensor, Tree, flax, haiku,
+};
 
 /// Set (to the name of a case) in the child process of the deep tests.
 const CHILD_CASE: &str = "SAFEJAX_TEST_DEEP_TREE_CASE";
@@ -193,9 +198,117 @@ fn inserted_tree_of_a_million_levels() {
     exercise(&FLAX, "a", "w", 1_000_000);
 }
 
+/// A recursive derived type: a tensor, and maybe another of itself.
+#[derive(SafeParams, Debug, PartialEq)]
+struct Chain {
+    w: Array1<f32>,
+    n: Option<Box<Chain>>,
+}
+
+/// A chain whose innermost `w` is `links` steps of `n` down.
+fn chain_value(links: usize) -> Chain {
+    let mut chain = Chain {
+        w: array![1.5f32],
+        n: None,
+    };
+    for _ in 0..links {
+        chain = Chain {
+            w: array![0.5f32],
+            n: Some(Box::new(chain)),
+        };
+    }
+    chain
+}
+
+/// The key of the `w` that is `links` steps of `n` down, and of the `links`-deep `n` itself.
+fn chain_keys(style: Style, links: usize) -> (String, String) {
+    let deep = |links: usize, leaf: &str| match style {
+        Style::Flax => format!("{}{leaf}", "n.".repeat(links)),
+        Style::Haiku => format!("{}.{leaf}", vec!["n"; links].join("/~/")),
+        Style::Objax => format!("(Chain){}.{leaf}::TrainVar", ".n(Chain)".repeat(links)),
+    };
+    let n_key = match style {
+        Style::Objax => format!("(Chain){}.n::TrainVar", ".n(Chain)".repeat(links - 1)),
+        _ => deep(links - 1, "n"),
+    };
+    (deep(links, "w"), n_key)
+}
+
+/// A file 5,000 links deep is read down to the limit and reported there, in each style.
+fn recursive_type_meets_a_file_5000_levels_deep() {
+    for style in Style::ALL {
+        let (key, _) = chain_keys(style, 5_000);
+        let bytes = file_with_one_key(&key);
+        let err = Loader::new()
+            .style(style)
+            .from_bytes::<Chain>(&bytes)
+            .err()
+            .unwrap_or_else(|| panic!("{style}: a 5,000-level file loaded"));
+        let report = err.report().unwrap_or_else(|| panic!("{style}: {err}"));
+        let (_, too_deep) = chain_keys(style, MAX_DEPTH + 1);
+        assert_eq!(
+            report.invalid,
+            [KeyProblem {
+                key: too_deep,
+                reason: format!(
+                    "is nested deeper than {MAX_DEPTH} levels, the most safejax reads or writes"
+                ),
+            }],
+            "{style}"
+        );
+        assert_eq!(report.unexpected, [key], "{style}");
+        // Every `w` down to the limit, none deeper.
+        assert_eq!(report.missing.len(), MAX_DEPTH + 1, "{style}");
+        assert!(
+            err.to_string().len() < 1 << 20,
+            "{style}: the report is huge"
+        );
+    }
+}
+
+/// The deepest chain that fits round-trips; one link more is refused on save and on load.
+fn recursive_values_at_the_limit() {
+    let fits = chain_value(MAX_DEPTH - 1);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for style in Style::ALL {
+        let bytes = Saver::new()
+            .style(style)
+            .to_bytes(&fits)
+            .unwrap_or_else(|e| panic!("{style}: {e}"));
+        let back = Loader::new()
+            .style(style)
+            .from_bytes::<Chain>(&bytes)
+            .unwrap_or_else(|e| panic!("{style}: {e}"));
+        assert!(back.value == fits, "{style}: not the same chain");
+        let too_deep = chain_value(MAX_DEPTH);
+        let path = dir.path().join(format!("{style}.safetensors"));
+        let err = Saver::new().style(style).save(&too_deep, &path).err();
+        let (key, _) = chain_keys(style, MAX_DEPTH);
+        assert!(
+            matches!(&err, Some(Error::Invalid { key: k, reason }) if *k == key && reason.contains("deeper than 128")),
+            "{style}: {err:?}"
+        );
+        assert!(!path.exists(), "{style}: a refused save wrote a file");
+        // A file holding what the save refused is refused on load.
+        let err = Loader::new()
+            .style(style)
+            .from_bytes::<Chain>(&file_with_one_key(&key))
+            .err()
+            .unwrap_or_else(|| panic!("{style}: loaded"));
+        let report = err.report().unwrap_or_else(|| panic!("{style}: {err}"));
+        assert_eq!(report.invalid.len(), 1, "{style}: {report}");
+        assert_eq!(report.invalid[0].key, key, "{style}");
+        assert_eq!(report.unexpected, [key], "{style}");
+    }
+}
+
 /// The deep cases, by the name the parent gives the child.
 fn case(name: &str) -> Option<fn()> {
     match name {
+        "recursive_type_meets_a_file_5000_levels_deep" => {
+            Some(recursive_type_meets_a_file_5000_levels_deep)
+        }
+        "recursive_values_at_the_limit" => Some(recursive_values_at_the_limit),
         "flax_key_of_20000_segments" => Some(flax_key_of_20000_segments),
         "haiku_key_of_20000_segments" => Some(haiku_key_of_20000_segments),
         "inserted_tree_of_a_million_levels" => Some(inserted_tree_of_a_million_levels),
@@ -238,6 +351,16 @@ fn haiku_key_of_20000_segments_on_a_2_mib_stack() {
 #[test]
 fn inserted_tree_of_a_million_levels_on_a_2_mib_stack() {
     in_child("inserted_tree_of_a_million_levels");
+}
+
+#[test]
+fn recursive_type_meets_a_file_5000_levels_deep_on_a_2_mib_stack() {
+    in_child("recursive_type_meets_a_file_5000_levels_deep");
+}
+
+#[test]
+fn recursive_values_at_the_limit_on_a_2_mib_stack() {
+    in_child("recursive_values_at_the_limit");
 }
 
 /// The child half of the tests above: runs the case named by [`CHILD_CASE`] on a thread with a

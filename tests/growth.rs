@@ -177,7 +177,7 @@ fn a_key_no_entry_name_fits_costs_linear_work() {
                     .from_bytes::<Nested>(&bytes)
                     .unwrap_or_else(|e| panic!("{e}"));
                 assert!(loaded.value.is_empty());
-                assert_eq!(loaded.ignored, [key.clone()]);
+                assert_eq!(loaded.ignored, std::slice::from_ref(&key));
             });
             cost.requested
         },
@@ -187,13 +187,15 @@ fn a_key_no_entry_name_fits_costs_linear_work() {
 #[test]
 fn a_report_formats_in_about_the_work_it_took_to_build() {
     let report = |unexpected: usize| {
-        let mut report = LoadReport::default();
-        report.missing = (0..128)
-            .map(|i| format!("params.block_{i}.dense.kernel"))
-            .collect();
-        report.unexpected = (0..unexpected)
-            .map(|i| format!("params.other_{i}.dense.kernel"))
-            .collect();
+        let mut report = LoadReport {
+            missing: (0..128)
+                .map(|i| format!("params.block_{i}.dense.kernel"))
+                .collect(),
+            unexpected: (0..unexpected)
+                .map(|i| format!("params.other_{i}.dense.kernel"))
+                .collect(),
+            ..LoadReport::default()
+        };
         // One near miss among them.
         report.unexpected.push("params.block_7.dense.kernal".into());
         report

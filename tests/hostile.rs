@@ -732,33 +732,8 @@ fn bad_headers_of_large_files_are_refused_before_their_data_is_read() {
         ),
     ];
     for (path, expected) in cases {
-        let loads: [(&str, Box<dyn Fn() -> Option<String>>); 4] = [
-            (
-                "typed",
-                Box::new(|| Vec::<Array1<f32>>::load(path).err().map(|e| e.to_string())),
-            ),
-            (
-                "memory-mapped",
-                Box::new(|| {
-                    Loader::new()
-                        .memory_map()
-                        .load::<Vec<Array1<f32>>>(path)
-                        .err()
-                        .map(|e| e.to_string())
-                }),
-            ),
-            (
-                "flax",
-                Box::new(|| flax::deserialize_file(path).err().map(|e| e.to_string())),
-            ),
-            (
-                "objax",
-                Box::new(|| objax::deserialize_file(path).err().map(|e| e.to_string())),
-            ),
-        ];
-        for (how, load) in loads {
-            let (err, largest) = largest_allocation(load);
-            let err = err.unwrap_or_default();
+        for how in ["typed", "memory-mapped", "flax", "objax"] {
+            let (err, largest) = largest_allocation(|| load_error(how, path));
             assert!(err.contains(&expected), "{how}: {err}");
             assert!(err.contains(&path.display().to_string()), "{how}: {err}");
             assert!(
@@ -767,6 +742,20 @@ fn bad_headers_of_large_files_are_refused_before_their_data_is_read() {
             );
         }
     }
+}
+
+/// The error of loading `path` in one of the ways files are loaded.
+fn load_error(how: &str, path: &Path) -> String {
+    let err = match how {
+        "typed" => Vec::<Array1<f32>>::load(path).map(drop),
+        "memory-mapped" => Loader::new()
+            .memory_map()
+            .load::<Vec<Array1<f32>>>(path)
+            .map(drop),
+        "flax" => flax::deserialize_file(path).map(drop),
+        _ => objax::deserialize_file(path).map(drop),
+    };
+    err.err().map(|e| e.to_string()).unwrap_or_default()
 }
 
 /// The categories of error a prefix of a valid file can give, by where it is cut.

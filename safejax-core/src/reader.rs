@@ -176,11 +176,6 @@ impl<'d> Reader<'d> {
     /// Takes the tensor at `path`, or records it as missing. A tensor is handed out once: a second
     /// request for the same key (two fields rendering to one key) is recorded as a problem.
     pub fn tensor(&mut self, path: &KeyPath) -> Option<(String, TensorView<'d>)> {
-        if path.segments().len() > MAX_DEPTH {
-            let key = self.key(path);
-            self.report.invalid.push(too_deep(key));
-            return None;
-        }
         let Some(part) = self.part_for(path) else {
             let key = self.style.render(path, true);
             self.report.invalid.push(KeyProblem {
@@ -199,6 +194,12 @@ impl<'d> Reader<'d> {
             self.report.missing.push(key);
             return None;
         };
+        if path.segments().len() > MAX_DEPTH {
+            // Present, so the value it belongs to is not absent; but it is not read.
+            self.hits += 1;
+            self.report.invalid.push(too_deep(key));
+            return None;
+        }
         let file = &mut self.parts[part];
         if file.used[i] && self.probing > 0 {
             self.report.missing.push(key);
