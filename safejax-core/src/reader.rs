@@ -408,7 +408,14 @@ fn text<'p>(parts: &'p [Part<'_>], name: Name) -> &'p str {
     &parts[name.part as usize].parsed.name(name.entry as usize)[name.start as usize..]
 }
 
-/// The most names tried as a map entry for one key of a file (see [`Reader::entries`]).
+/// The most names tried as a map entry for one key of a file. In Flax and Haiku, a key
+/// `heads_a_b_0.w` under a map `heads` may hold the entry `a`, `a_b` or `a_b_0`, depending on
+/// what the entries hold; only the names whose rest fits the entry type are tried, shortest
+/// first, and at most this many, which keeps reading a map linear in the size of the file.
+///
+/// ```
+/// assert_eq!(safejax_core::reader::MAX_ENTRY_CANDIDATES, 64);
+/// ```
 pub const MAX_ENTRY_CANDIDATES: usize = 64;
 
 /// The lengths of the names a key segment `child` may hold as a map entry, shortest first: in
