@@ -277,3 +277,42 @@ fn header_heavy_loads_peak_below_four_times_the_file() {
         },
     );
 }
+
+/// A few large tensors, as most of a real model's bytes are.
+#[derive(SafeParams, Debug, PartialEq)]
+struct Wide {
+    blocks: Vec<Array1<f32>>,
+}
+
+/// A load from a path reads each large tensor straight into its array: no buffer of the file,
+/// so the peak is the value itself plus the header and what small tensors are read ahead.
+#[test]
+fn large_tensors_load_from_a_path_in_one_copy() {
+    const BLOCK: usize = 2 << 20;
+    let wide = Wide {
+        blocks: (0..8).map(|i| Array1::from_elem(BLOCK, i as f32)).collect(),
+    };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("wide.safetensors");
+    wide.save(&path).unwrap_or_else(|e| panic!("{e}"));
+    let model_bytes = 8 * BLOCK * 4;
+    for loader in [Loader::new(), Loader::new().memory_map()] {
+        let cost = cost(|| {
+            let back = loader.load::<Wide>(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(back.value, wide);
+            back
+        });
+        assert!(
+            cost.peak <= model_bytes + (64 << 10),
+            "{} bytes peak for a model of {model_bytes} bytes",
+            cost.peak
+        );
+    }
+    // The tree API reads each tensor into its own buffer too.
+    let cost = cost(|| safejax::flax::deserialize_file(&path).unwrap_or_else(|e| panic!("{e}")));
+    assert!(
+        cost.peak <= model_bytes + (64 << 10),
+        "tree: {} bytes peak for a model of {model_bytes} bytes",
+        cost.peak
+    );
+}

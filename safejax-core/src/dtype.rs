@@ -101,6 +101,17 @@ pub trait Element: Copy + Default + Send + Sync + 'static + sealed::Sealed {
     fn check_values(_bytes: &[u8]) -> Result<(), LeafProblem> {
         Ok(())
     }
+
+    /// `n` values whose little-endian bytes `fill` writes in place, with no copy in between:
+    /// `None` where not every byte pattern is a value (bool) or the host is big-endian.
+    #[doc(hidden)]
+    fn filled_le<E>(
+        n: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Option<Result<Vec<Self>, E>> {
+        let _ = (n, fill);
+        None
+    }
 }
 
 /// Checks `bytes` of `dtype` with [`Element::check`] and decodes them into a vector of `T`.
@@ -150,6 +161,18 @@ macro_rules! plain_element {
 
             fn extend_le(self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&self.to_le_bytes());
+            }
+
+            fn filled_le<E>(
+                n: usize,
+                fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+            ) -> Option<Result<Vec<Self>, E>> {
+                if cfg!(target_endian = "big") {
+                    return None;
+                }
+                // Zeroed by the allocator: fresh pages cost nothing until `fill` writes them.
+                let mut out: Vec<Self> = bytemuck::zeroed_vec(n);
+                Some(fill(bytemuck::cast_slice_mut(&mut out)).map(|()| out))
             }
 
             fn copy_le(bytes: &[u8], out: &mut [Self]) {

@@ -192,6 +192,9 @@ pub enum LeafProblem {
     /// The bytes are not valid for the dtype (a bool that is neither 0 nor 1).
     #[error("{0}")]
     Value(String),
+    /// The bytes could not be read from the file.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 /// A tensor whose shape does not fit its leaf.
@@ -282,7 +285,9 @@ impl LoadReport {
                 expected,
                 found,
             }),
-            LeafProblem::Value(reason) => self.invalid.push(KeyProblem { key, reason }),
+            LeafProblem::Value(reason) | LeafProblem::Unreadable(reason) => {
+                self.invalid.push(KeyProblem { key, reason })
+            }
         }
     }
 

@@ -4,14 +4,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use safetensors::tensor::TensorView;
-
 // The tree API saves through the same replacement as `Saver::save`.
 pub(crate) use crate::atomic::write_atomically;
 use crate::atomic::{self, ReadOnly};
 use crate::dtype::DtypePolicy;
 use crate::error::{Error, Result};
-use crate::format::{self, Layout, Metadata};
+use crate::format::{self, Layout, Metadata, Staged};
 use crate::key::{KeyPath, MAX_DEPTH, depth_reason};
 use crate::params::{SafeParams, Visitor, VisitorMut};
 use crate::reader::{PartSpec, Reader};
@@ -340,9 +338,12 @@ impl Loader {
 
     /// Memory-maps files instead of reading them.
     ///
-    /// One copy less, but if another process truncates the file while it is mapped, touching
-    /// the lost pages kills this process with `SIGBUS`: use it only on files nothing else
-    /// writes. The default reads the file, which can fail only with an error.
+    /// Either way each tensor's bytes are copied once, into the value. The default reads the
+    /// header, then the small tensors (below [`format::SMALL_TENSOR`]) in one read per run of
+    /// them, then each large tensor straight into its array: no buffer of the file, and a file
+    /// cut while it is read is an error. A map reads through the page cache without system
+    /// calls, but if another process truncates the file while it is mapped, touching the lost
+    /// pages kills this process with `SIGBUS`: use it only on files nothing else writes.
     pub fn memory_map(mut self) -> Self {
         self.memory_map = true;
         self
@@ -396,18 +397,20 @@ impl Loader {
             let mut check = CheckPass {
                 reader: &mut reader,
                 allow_missing: self.allow_missing,
-                views: Vec::new(),
+                staged: Vec::new(),
                 invalid: Vec::new(),
             };
             value.visit_mut(&mut KeyPath::new(), &mut check);
-            let CheckPass { views, invalid, .. } = check;
+            let CheckPass {
+                staged, invalid, ..
+            } = check;
             let (mut report, ignored) = reader.finish(self.allow_unexpected);
             report.invalid.extend(invalid);
             if !report.is_empty() {
                 return Err(Error::Load(Box::new(report)));
             }
             let mut assign = AssignPass {
-                views: views.into_iter(),
+                staged: staged.into_iter(),
                 policy: self.policy,
             };
             value.visit_mut(&mut KeyPath::new(), &mut assign);
@@ -446,18 +449,18 @@ impl Loader {
 struct CheckPass<'r, 'd> {
     reader: &'r mut Reader<'d>,
     allow_missing: bool,
-    views: Vec<Option<TensorView<'d>>>,
+    staged: Vec<Option<Staged<'d>>>,
     invalid: Vec<crate::error::KeyProblem>,
 }
 
 impl VisitorMut for CheckPass<'_, '_> {
     fn leaf(&mut self, path: &KeyPath, leaf: &mut dyn LeafMut) {
-        let view = self
+        let staged = self
             .reader
             .checked(path, self.allow_missing, |view, policy| {
                 leaf.check(view, policy)
             });
-        self.views.push(view);
+        self.staged.push(staged);
     }
 
     fn invalid(&mut self, path: &KeyPath, reason: String) {
@@ -469,15 +472,15 @@ impl VisitorMut for CheckPass<'_, '_> {
 }
 
 /// Second pass: assigns the checked tensors, in the same visiting order.
-struct AssignPass<'d, I: Iterator<Item = Option<TensorView<'d>>>> {
-    views: I,
+struct AssignPass<'d, I: Iterator<Item = Option<Staged<'d>>>> {
+    staged: I,
     policy: DtypePolicy,
 }
 
-impl<'d, I: Iterator<Item = Option<TensorView<'d>>>> VisitorMut for AssignPass<'d, I> {
+impl<'d, I: Iterator<Item = Option<Staged<'d>>>> VisitorMut for AssignPass<'d, I> {
     fn leaf(&mut self, _: &KeyPath, leaf: &mut dyn LeafMut) {
-        if let Some(Some(view)) = self.views.next() {
-            leaf.assign(&view, self.policy);
+        if let Some(Some(staged)) = self.staged.next() {
+            staged.with_view(|view| leaf.assign(view, self.policy));
         }
     }
 

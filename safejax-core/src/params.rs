@@ -10,13 +10,13 @@ use std::sync::Arc;
 use ndarray::{Array, Dimension};
 
 use crate::dtype::Element;
-use crate::error::Result;
+use crate::error::{LeafProblem, Result};
 use crate::format::Metadata;
 use crate::io::{Loader, Saver};
 use crate::key::{KeyPath, MAX_DEPTH, check_name, depth_reason};
 use crate::reader::{Presence, Reader};
 use crate::style::Style;
-use crate::tensor::{Leaf, LeafMut, Tensor, array_from_view};
+use crate::tensor::{Leaf, LeafMut, Tensor, array_from};
 
 /// Receives every leaf of a value, with its key path, when the value is written.
 pub trait Visitor<'a> {
@@ -159,7 +159,7 @@ impl<T: Element, D: Dimension> SafeParams for Array<T, D> {
     }
 
     fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
-        reader.leaf(path, |view, policy| array_from_view(view, policy))
+        reader.leaf(path, |tensor, policy| array_from(tensor, policy))
     }
 }
 
@@ -175,11 +175,16 @@ macro_rules! scalar_params {
             }
 
             fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
-                reader.leaf(path, |view, policy| {
-                    let mut value = <$ty>::default();
-                    LeafMut::check(&value, view, policy)?;
-                    LeafMut::assign(&mut value, view, policy);
-                    Ok(value)
+                reader.leaf(path, |tensor, policy| {
+                    let staged = tensor
+                        .staged()
+                        .map_err(|e| LeafProblem::Unreadable(e.to_string()))?;
+                    staged.with_view(|view| {
+                        let mut value = <$ty>::default();
+                        LeafMut::check(&value, view, policy)?;
+                        LeafMut::assign(&mut value, view, policy);
+                        Ok(value)
+                    })
                 })
             }
         }
@@ -212,7 +217,9 @@ impl SafeParams for Tensor {
     }
 
     fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
-        reader.leaf(path, |view, _| Ok(Tensor::from_view(view)))
+        reader.leaf(path, |tensor, _| {
+            Tensor::from_ref(tensor).map_err(|e| LeafProblem::Unreadable(e.to_string()))
+        })
     }
 }
 

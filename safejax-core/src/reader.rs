@@ -6,7 +6,7 @@ use safetensors::tensor::TensorView;
 
 use crate::dtype::DtypePolicy;
 use crate::error::{KeyProblem, LeafProblem, LoadReport};
-use crate::format::Parsed;
+use crate::format::{Parsed, Staged, TensorRef};
 use crate::key::{KeyPath, MAX_DEPTH, check_name, depth_reason};
 use crate::style::Style;
 
@@ -173,9 +173,10 @@ impl<'d> Reader<'d> {
             .position(|p| p.spec.holds(path.collection()))
     }
 
-    /// Takes the tensor at `path`, or records it as missing. A tensor is handed out once: a second
-    /// request for the same key (two fields rendering to one key) is recorded as a problem.
-    pub fn tensor(&mut self, path: &KeyPath) -> Option<(String, TensorView<'d>)> {
+    /// Takes the tensor at `path` (its key, part and entry), or records it as missing. A tensor
+    /// is handed out once: a second request for the same key (two fields rendering to one key) is
+    /// recorded as a problem.
+    fn take(&mut self, path: &KeyPath) -> Option<(String, usize, usize)> {
         let Some(part) = self.part_for(path) else {
             let key = self.style.render(path, true);
             self.report.invalid.push(KeyProblem {
@@ -214,17 +215,19 @@ impl<'d> Reader<'d> {
             return None;
         }
         file.used[i] = true;
-        Some((key, file.parsed.view(i)))
+        Some((key, part, i))
     }
 
-    /// Takes the tensor at `path` and converts it with `decode`, recording any problem.
+    /// Takes the tensor at `path` and converts it with `decode`, recording any problem. The
+    /// tensor's bytes may still be in the file: `decode` reads them, straight into the memory of
+    /// the value it makes where it can ([`TensorRef::read_into`]).
     pub fn leaf<T>(
         &mut self,
         path: &KeyPath,
-        decode: impl FnOnce(&TensorView<'d>, DtypePolicy) -> Result<T, LeafProblem>,
+        decode: impl FnOnce(&TensorRef<'_, 'd>, DtypePolicy) -> Result<T, LeafProblem>,
     ) -> Option<T> {
-        let (key, view) = self.tensor(path)?;
-        match decode(&view, self.policy) {
+        let (key, part, i) = self.take(path)?;
+        match decode(&self.parts[part].parsed.tensor(i), self.policy) {
             Ok(value) => Some(value),
             Err(problem) => {
                 self.report.record(key, problem);
@@ -385,16 +388,24 @@ impl<'d> Reader<'d> {
         &mut self,
         path: &KeyPath,
         allow_missing: bool,
-        check: impl FnOnce(&TensorView<'d>, DtypePolicy) -> Result<(), LeafProblem>,
-    ) -> Option<TensorView<'d>> {
+        check: impl FnOnce(&TensorView<'_>, DtypePolicy) -> Result<(), LeafProblem>,
+    ) -> Option<Staged<'d>> {
         let missing_before = self.report.missing.len();
-        let taken = self.tensor(path);
+        let taken = self.take(path);
         if allow_missing {
             self.report.missing.truncate(missing_before);
         }
-        let (key, view) = taken?;
-        match check(&view, self.policy) {
-            Ok(()) => Some(view),
+        let (key, part, i) = taken?;
+        let staged = self.parts[part].parsed.tensor(i).staged();
+        let checked = staged
+            .map_err(|e| LeafProblem::Unreadable(e.to_string()))
+            .and_then(|staged| {
+                staged
+                    .with_view(|view| check(view, self.policy))
+                    .map(|()| staged)
+            });
+        match checked {
+            Ok(staged) => Some(staged),
             Err(problem) => {
                 self.report.record(key, problem);
                 None

@@ -42,8 +42,10 @@ enum Source<'a> {
     Bytes(&'a [u8]),
 }
 
-/// Opens every input and checks every header, then reads the files' data, and hands the
-/// checked files to `use_files` in the order of `inputs`.
+/// Opens every input and checks every header, then reads what is read ahead (the small tensors
+/// of files that are read), and hands the checked files to `use_files` in the order of
+/// `inputs`. The data of large tensors in files is read when a value asks for it, straight into
+/// the value's memory.
 pub(crate) fn with_files<'i, R>(
     inputs: impl IntoIterator<Item = Input<'i>>,
     memory_map: bool,
@@ -57,16 +59,23 @@ pub(crate) fn with_files<'i, R>(
         .iter()
         .map(Source::header)
         .collect::<Result<Vec<_>>>()?;
-    let buffers = sources
+    let files = sources
         .iter()
-        .map(Source::read_data)
+        .zip(headers)
+        .map(|(source, header)| source.with_data(header))
         .collect::<Result<Vec<_>>>()?;
-    let files = headers
-        .into_iter()
-        .zip(&buffers)
-        .map(|((header, data), buffer)| header.with_data(data.unwrap_or(buffer)))
-        .collect();
     use_files(files)
+}
+
+/// [`with_files`] for one input.
+pub(crate) fn with_file<R>(
+    input: Input<'_>,
+    memory_map: bool,
+    use_file: impl FnOnce(Parsed<'_>) -> Result<R>,
+) -> Result<R> {
+    let source = Source::open(input, memory_map)?;
+    let header = source.header()?;
+    use_file(source.with_data(header)?)
 }
 
 impl<'a> Source<'a> {
@@ -135,53 +144,22 @@ impl<'a> Source<'a> {
         })
     }
 
-    /// The data of a file that is read, in one buffer of exactly its size.
-    fn read_data(&self) -> Result<Vec<u8>> {
-        let mut data = Vec::new();
-        self.append_data(&mut data)?;
-        Ok(data)
-    }
-
-    /// Appends the data of a file that is read to `out`, reserving exactly its size.
-    fn append_data(&self, out: &mut Vec<u8>) -> Result<()> {
-        let Source::Read {
-            path,
-            file,
-            head,
-            data_len,
-        } = self
-        else {
-            return Ok(());
-        };
-        out.reserve_exact(*data_len);
-        let before = out.len();
-        file.take(*data_len as u64)
-            .read_to_end(out)
-            .map_err(|e| Error::io("read", path, e))?;
-        let read = out.len() - before;
-        if read != *data_len {
-            return Err(in_file(
-                path,
-                Error::format(
-                    (LEN_BYTES + head.len() + read) as u64,
-                    "the file ended early: it was shortened while it was read",
-                ),
-            ));
+    /// The checked file: its data in memory, or in the file that is read.
+    fn with_data<'s>(
+        &'s self,
+        (header, data): (FileHeader<'s>, Option<&'s [u8]>),
+    ) -> Result<Parsed<'s>> {
+        match (self, data) {
+            (_, Some(data)) => Ok(header.with_data(data)),
+            (
+                Source::Read {
+                    path, file, head, ..
+                },
+                None,
+            ) => header.with_file(file, path, (LEN_BYTES + head.len()) as u64),
+            (_, None) => Ok(header.with_data(&[])),
         }
-        Ok(())
     }
-}
-
-/// [`with_files`] for one input.
-pub(crate) fn with_file<R>(
-    input: Input<'_>,
-    memory_map: bool,
-    use_file: impl FnOnce(Parsed<'_>) -> Result<R>,
-) -> Result<R> {
-    let source = Source::open(input, memory_map)?;
-    let (header, data) = source.header()?;
-    let buffer = source.read_data()?;
-    use_file(header.with_data(data.unwrap_or(&buffer)))
 }
 
 /// Names the file in an error about its bytes.

@@ -8,6 +8,7 @@ use safetensors::tensor::TensorView;
 
 use crate::dtype::{DtypePolicy, Element, decode_vec, decoded};
 use crate::error::{Error, ExpectedShape, LeafProblem, Result};
+use crate::format::TensorRef;
 
 /// A tensor as written: dtype, shape and little-endian bytes in row-major order.
 ///
@@ -36,16 +37,44 @@ pub(crate) fn array_from_view<T: Element, D: Dimension>(
     view: &TensorView<'_>,
     policy: DtypePolicy,
 ) -> Result<Array<T, D>, LeafProblem> {
-    let shape = view.shape();
-    if let Some(rank) = D::NDIM
-        && rank != shape.len()
-    {
-        return Err(LeafProblem::Shape {
+    check_rank::<D>(view.shape())?;
+    let data = decode_vec::<T>(view.dtype(), view.data(), policy)?;
+    array_of(view.shape(), data)
+}
+
+/// Reads a tensor of a file into an owned array of `T`, checking rank, dtype and values. When
+/// the dtype is `T`'s, the bytes go straight from the file (or memory) into the array's buffer.
+pub(crate) fn array_from<T: Element, D: Dimension>(
+    tensor: &TensorRef<'_, '_>,
+    policy: DtypePolicy,
+) -> Result<Array<T, D>, LeafProblem> {
+    let shape = tensor.shape();
+    check_rank::<D>(shape)?;
+    let unreadable = |e: Error| LeafProblem::Unreadable(e.to_string());
+    if tensor.dtype() == T::DTYPE {
+        let n = tensor.byte_len() / T::SIZE;
+        if let Some(data) = T::filled_le(n, |bytes| tensor.read_into(bytes)) {
+            return array_of(shape, data.map_err(unreadable)?);
+        }
+    }
+    let bytes = tensor.bytes().map_err(unreadable)?;
+    array_of(shape, decode_vec::<T>(tensor.dtype(), &bytes, policy)?)
+}
+
+fn check_rank<D: Dimension>(shape: &[usize]) -> Result<(), LeafProblem> {
+    match D::NDIM {
+        Some(rank) if rank != shape.len() => Err(LeafProblem::Shape {
             expected: ExpectedShape::Rank(rank),
             found: shape.to_vec(),
-        });
+        }),
+        _ => Ok(()),
     }
-    let data = decode_vec::<T>(view.dtype(), view.data(), policy)?;
+}
+
+fn array_of<T: Element, D: Dimension>(
+    shape: &[usize],
+    data: Vec<T>,
+) -> Result<Array<T, D>, LeafProblem> {
     Array::from_shape_vec(IxDyn(shape), data)
         .and_then(|a| a.into_dimensionality::<D>())
         .map_err(|e| LeafProblem::Value(format!("cannot build an array of shape {shape:?}: {e}")))
@@ -206,6 +235,17 @@ impl Tensor {
         Err(Error::Tensor {
             key: String::new(),
             problem: LeafProblem::Value(problem),
+        })
+    }
+
+    /// Reads a tensor of a file, its bytes straight into the new tensor's.
+    pub fn from_ref(tensor: &TensorRef<'_, '_>) -> Result<Self> {
+        let mut data = vec![0; tensor.byte_len()];
+        tensor.read_into(&mut data)?;
+        Ok(Tensor {
+            dtype: tensor.dtype(),
+            shape: tensor.shape().to_vec(),
+            data,
         })
     }
 

@@ -521,7 +521,8 @@ pub(crate) fn deserialize_tree(bytes: &[u8]) -> Result<(Tree, Metadata)> {
 pub(crate) fn tree_of(parsed: Parsed<'_>) -> Result<(Tree, Metadata)> {
     let flat = parsed
         .iter()
-        .map(|(name, view)| (name.to_owned(), Tensor::from_view(&view)));
+        .map(|(name, tensor)| Ok((name.to_owned(), Tensor::from_ref(&tensor)?)))
+        .collect::<Result<Vec<_>>>()?;
     Ok((Tree::unflatten(flat)?, parsed.metadata))
 }
 
@@ -721,11 +722,11 @@ pub mod objax {
 
     fn vars_of(parsed: Parsed<'_>) -> Result<(VarCollection, Metadata)> {
         let mut vars = VarCollection::new();
-        for (key, view) in parsed.iter() {
+        for (key, tensor) in parsed.iter() {
             let (name, kind) = split(key);
             let var = super::Var {
                 kind,
-                tensor: Tensor::from_view(&view),
+                tensor: Tensor::from_ref(&tensor)?,
             };
             if let Some(first) = vars.insert(name.to_owned(), var) {
                 return Err(Error::Invalid {
@@ -758,7 +759,9 @@ pub mod objax {
 
     fn assign(parsed: &Parsed<'_>, vars: &mut VarCollection) -> Result<()> {
         let mut report = LoadReport::default();
-        for (key, view) in parsed.iter() {
+        // Every tensor is read before any is assigned: a failed read changes nothing.
+        let mut staged = Vec::new();
+        for (key, tensor) in parsed.iter() {
             let (name, kind) = split(key);
             match vars.get(name) {
                 None => report.unexpected.push(key.to_owned()),
@@ -770,8 +773,10 @@ pub mod objax {
                     ),
                 }),
                 Some(var) => {
-                    if let Err(problem) = var.tensor.check(&view, DtypePolicy::Exact) {
-                        report.record(key.to_owned(), problem);
+                    let tensor = tensor.staged()?;
+                    match tensor.with_view(|view| var.tensor.check(view, DtypePolicy::Exact)) {
+                        Ok(()) => staged.push((name, tensor)),
+                        Err(problem) => report.record(key.to_owned(), problem),
                     }
                 }
             }
@@ -779,9 +784,9 @@ pub mod objax {
         if !report.is_empty() {
             return Err(Error::Load(Box::new(report)));
         }
-        for (key, view) in parsed.iter() {
-            if let Some(var) = vars.get_mut(split(key).0) {
-                var.tensor.assign(&view, DtypePolicy::Exact);
+        for (name, tensor) in staged {
+            if let Some(var) = vars.get_mut(name) {
+                tensor.with_view(|view| var.tensor.assign(view, DtypePolicy::Exact));
             }
         }
         Ok(())

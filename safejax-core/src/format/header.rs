@@ -9,7 +9,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::{Entry as Slot, RandomState};
 use std::fmt;
+use std::fs::File;
 use std::hash::BuildHasher;
+use std::io;
+use std::path::Path;
 
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
@@ -42,24 +45,150 @@ pub(crate) struct FileHeader<'h> {
     data_len: usize,
 }
 
-/// A checked safetensors file: its tensors in the order of their data, borrowing the file's
-/// bytes, and its metadata.
+/// A checked safetensors file: its tensors in the order of their data, and its metadata. The
+/// tensors' bytes are in memory (bytes given, or a memory map) or still in the file, read when a
+/// tensor is.
 ///
 /// ```
 /// use safejax_core::format::parse;
 /// let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/flax_mlp.safetensors"))?;
 /// let parsed = parse(&bytes)?;
-/// let (name, view) = parsed.iter().next().expect("a tensor");
-/// assert_eq!((name, view.shape()), ("params.Dense_0.bias", &[16][..]));
+/// let (name, tensor) = parsed.iter().next().expect("a tensor");
+/// assert_eq!((name, tensor.shape()), ("params.Dense_0.bias", &[16][..]));
+/// assert_eq!(tensor.bytes()?.len(), 16 * 4);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct Parsed<'d> {
     entries: Vec<Entry<'d>>,
     dims: Vec<usize>,
-    data: &'d [u8],
+    data: Data<'d>,
     /// The `__metadata__` map (empty when the file has none).
     pub metadata: Metadata,
+}
+
+/// Where the tensors' bytes are.
+#[derive(Debug)]
+enum Data<'d> {
+    /// All of them, in memory.
+    Memory(&'d [u8]),
+    /// In a file: the small ones read ahead, the others read straight into their destination.
+    File(FileData<'d>),
+}
+
+/// Tensors below this size are read ahead with their neighbours, one read for each run of them,
+/// so that a file of many small tensors costs few reads; larger ones are read on their own, into
+/// the memory of the value that holds them.
+pub const SMALL_TENSOR: usize = 64 << 10;
+
+#[derive(Debug)]
+struct FileData<'d> {
+    file: &'d File,
+    path: &'d Path,
+    /// Where the data section starts in the file.
+    start: u64,
+    /// The bytes of the tensors below [`SMALL_TENSOR`], in data order.
+    small: Vec<u8>,
+    /// For each entry, where its bytes start in `small`; `usize::MAX` for a large one.
+    small_at: Vec<usize>,
+}
+
+/// One tensor of a [`Parsed`] file: its dtype, shape and bytes, which may still be on disk.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorRef<'p, 'd> {
+    parsed: &'p Parsed<'d>,
+    index: usize,
+}
+
+impl<'p, 'd> TensorRef<'p, 'd> {
+    /// The dtype.
+    pub fn dtype(&self) -> Dtype {
+        self.parsed.dtype(self.index)
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &'p [usize] {
+        self.parsed.shape(self.index)
+    }
+
+    /// The number of bytes.
+    pub fn byte_len(&self) -> usize {
+        let entry = &self.parsed.entries[self.index];
+        entry.end - entry.start
+    }
+
+    /// Whether the bytes are in memory already (given bytes, a memory map, or read ahead).
+    pub fn in_memory(&self) -> bool {
+        self.memory().is_some()
+    }
+
+    fn memory(&self) -> Option<&'p [u8]> {
+        let entry = &self.parsed.entries[self.index];
+        match &self.parsed.data {
+            Data::Memory(data) => Some(&data[entry.start..entry.end]),
+            Data::File(file) => match file.small_at[self.index] {
+                usize::MAX => None,
+                at => Some(&file.small[at..at + self.byte_len()]),
+            },
+        }
+    }
+
+    /// The bytes: borrowed from memory the caller gave, read (or copied from what was read
+    /// ahead) otherwise.
+    pub fn bytes(&self) -> Result<Cow<'d, [u8]>> {
+        if let Data::Memory(data) = &self.parsed.data {
+            let entry = &self.parsed.entries[self.index];
+            return Ok(Cow::Borrowed(&data[entry.start..entry.end]));
+        }
+        let mut out = vec![0; self.byte_len()];
+        self.read_into(&mut out)?;
+        Ok(Cow::Owned(out))
+    }
+
+    /// Copies the bytes into `out`, which holds exactly [`TensorRef::byte_len`] bytes: straight
+    /// from the file when they are still there.
+    ///
+    /// # Panics
+    ///
+    /// If `out` is not of that length: a bug of the caller, never caused by a file.
+    pub fn read_into(&self, out: &mut [u8]) -> Result<()> {
+        assert_eq!(
+            out.len(),
+            self.byte_len(),
+            "a buffer of the tensor's length"
+        );
+        if let Some(bytes) = self.memory() {
+            out.copy_from_slice(bytes);
+            return Ok(());
+        }
+        let (Data::File(file), entry) = (&self.parsed.data, &self.parsed.entries[self.index])
+        else {
+            return Ok(());
+        };
+        read_exact_at(file.file, out, file.start + entry.start as u64)
+            .map_err(|e| read_error(file.path, e))
+    }
+
+    /// The tensor taken out of the file: its bytes borrowed from memory the caller gave, or read.
+    pub(crate) fn staged(&self) -> Result<Staged<'d>> {
+        Ok(Staged {
+            dtype: self.dtype(),
+            shape: self.shape().to_vec(),
+            bytes: self.bytes()?,
+        })
+    }
+
+    /// Hands a view of the tensor, as the official crate's type, to `use_view`.
+    pub fn with_view<R>(&self, use_view: impl FnOnce(&TensorView<'_>) -> R) -> Result<R> {
+        let shape = self.shape().to_vec();
+        let bytes = match self.memory() {
+            Some(bytes) => Cow::Borrowed(bytes),
+            None => self.bytes()?,
+        };
+        let view = TensorView::new(self.dtype(), shape, &bytes)
+            .unwrap_or_else(|_| unreachable!("the header was checked against the data"));
+        Ok(use_view(&view))
+    }
 }
 
 impl<'d> Parsed<'d> {
@@ -91,21 +220,34 @@ impl<'d> Parsed<'d> {
         &self.dims[at..at + entry.rank as usize]
     }
 
-    /// The bytes of the `i`-th tensor.
-    pub fn data(&self, i: usize) -> &'d [u8] {
-        let entry = &self.entries[i];
-        &self.data[entry.start..entry.end]
-    }
-
-    /// A view of the `i`-th tensor, as the official crate's type.
-    pub fn view(&self, i: usize) -> TensorView<'d> {
-        TensorView::new(self.dtype(i), self.shape(i).to_vec(), self.data(i))
-            .unwrap_or_else(|_| unreachable!("the header was checked against the data"))
+    /// The `i`-th tensor.
+    pub fn tensor(&self, i: usize) -> TensorRef<'_, 'd> {
+        TensorRef {
+            parsed: self,
+            index: i,
+        }
     }
 
     /// Every tensor with its name, in data order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, TensorView<'d>)> + '_ {
-        (0..self.len()).map(|i| (self.name(i), self.view(i)))
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, TensorRef<'_, 'd>)> + '_ {
+        (0..self.len()).map(|i| (self.name(i), self.tensor(i)))
+    }
+}
+
+/// A tensor taken out of its file, so that it can be assigned after every other one was read:
+/// an in-place load changes nothing when a read fails.
+pub(crate) struct Staged<'d> {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Cow<'d, [u8]>,
+}
+
+impl Staged<'_> {
+    /// Hands a view of the tensor to `use_view`.
+    pub(crate) fn with_view<R>(&self, use_view: impl FnOnce(&TensorView<'_>) -> R) -> R {
+        let view = TensorView::new(self.dtype, self.shape.clone(), &self.bytes)
+            .unwrap_or_else(|_| unreachable!("the header was checked against the data"));
+        use_view(&view)
     }
 }
 
@@ -193,9 +335,93 @@ impl<'h> FileHeader<'h> {
         Parsed {
             entries: self.entries,
             dims: self.dims,
-            data,
+            data: Data::Memory(data),
             metadata: self.metadata,
         }
+    }
+
+    /// The header with its data in `file`, from byte `start` on: the tensors below
+    /// [`SMALL_TENSOR`] are read now, one read for each run of them; the others when asked for.
+    pub(crate) fn with_file<'d>(
+        self,
+        file: &'d File,
+        path: &'d Path,
+        start: u64,
+    ) -> Result<Parsed<'d>>
+    where
+        'h: 'd,
+    {
+        let mut small = Vec::new();
+        let mut small_at = vec![usize::MAX; self.entries.len()];
+        let mut run: Option<(usize, usize)> = None;
+        let flush = |run: &mut Option<(usize, usize)>, small: &mut Vec<u8>| {
+            let Some((from, to)) = run.take() else {
+                return Ok(());
+            };
+            let at = small.len();
+            small.resize(at + (to - from), 0);
+            read_exact_at(file, &mut small[at..], start + from as u64)
+                .map_err(|e| read_error(path, e))
+        };
+        for (i, entry) in self.entries.iter().enumerate() {
+            if entry.end - entry.start >= SMALL_TENSOR {
+                flush(&mut run, &mut small)?;
+                continue;
+            }
+            small_at[i] = small.len() + run.map_or(0, |(from, _)| entry.start - from);
+            run = Some((run.map_or(entry.start, |(from, _)| from), entry.end));
+        }
+        flush(&mut run, &mut small)?;
+        Ok(Parsed {
+            entries: self.entries,
+            dims: self.dims,
+            data: Data::File(FileData {
+                file,
+                path,
+                start,
+                small,
+                small_at,
+            }),
+            metadata: self.metadata,
+        })
+    }
+}
+
+/// A failed read of a file's data; a file shorter than its header says was cut while it was read.
+pub(crate) fn read_error(path: &Path, error: io::Error) -> Error {
+    if error.kind() == io::ErrorKind::UnexpectedEof {
+        let cut = "the file ended before its last tensor: it was shortened while it was read";
+        return Error::io(
+            "read",
+            path,
+            io::Error::new(io::ErrorKind::UnexpectedEof, cut),
+        );
+    }
+    Error::io("read", path, error)
+}
+
+/// Fills `out` from `file` at `offset`, without moving the file's cursor.
+fn read_exact_at(file: &File, out: &mut [u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, out, offset)
+    }
+    #[cfg(windows)]
+    {
+        let mut done = 0;
+        while done < out.len() {
+            let at = offset + done as u64;
+            match std::os::windows::fs::FileExt::seek_read(file, &mut out[done..], at)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => done += n,
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = (file, out, offset);
+        Err(io::ErrorKind::Unsupported.into())
     }
 }
 

@@ -12,8 +12,8 @@ use safetensors::tensor::{Metadata as HeaderMetadata, TensorInfo};
 use crate::error::{Error, Result};
 use crate::tensor::Leaf;
 
-pub(crate) use header::{FileHeader, header_len, split};
-pub use header::{Parsed, parse};
+pub(crate) use header::{FileHeader, Staged, header_len, split};
+pub use header::{Parsed, SMALL_TENSOR, TensorRef, parse};
 
 /// The `__metadata__` string map of a safetensors file. Sorted, so equal maps give equal bytes.
 pub type Metadata = BTreeMap<String, String>;
