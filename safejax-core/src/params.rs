@@ -14,7 +14,7 @@ use crate::error::{LeafProblem, Result};
 use crate::format::Metadata;
 use crate::io::{Loader, Saver};
 use crate::key::{KeyPath, MAX_DEPTH, check_name, depth_reason};
-use crate::reader::{Presence, Reader};
+use crate::reader::Reader;
 use crate::style::Style;
 use crate::tensor::{Leaf, LeafMut, Tensor, array_from};
 
@@ -317,19 +317,7 @@ impl<T: SafeParams> SafeParams for Vec<T> {
     /// at later indices are left unread and reported as unexpected.
     fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
         path.default_class(LIST_CLASS);
-        let mut items = Vec::new();
-        let mut failed = false;
-        for i in 0.. {
-            path.push_index(i);
-            let item = reader.optional(path, T::read);
-            path.pop();
-            match item {
-                Presence::Present(item) => items.push(item),
-                Presence::Absent => break,
-                Presence::Failed => failed = true,
-            }
-        }
-        (!failed).then_some(items)
+        reader.elements(path, T::read)
     }
 }
 

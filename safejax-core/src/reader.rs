@@ -1,6 +1,8 @@
 //! The source of named tensor views that values are read from, and the report it keeps.
 
-use std::collections::HashSet;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use safetensors::tensor::TensorView;
 
@@ -87,6 +89,11 @@ pub struct Reader<'d> {
     /// Every key, and for Flax and Haiku its part after the first `.`, sorted: what
     /// [`Reader::tensor`], [`Reader::any_under`] and map reads search.
     names: Vec<Name>,
+    /// The whole keys by a keyed hash of their part and text, for exact lookups.
+    index: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    hasher: RandomState,
+    /// Whether two keys share a hash, which the index then holds one of.
+    collisions: bool,
     report: LoadReport,
     hits: usize,
     /// Above zero while candidate map entries are tried: a key already read then counts as
@@ -123,11 +130,24 @@ impl<'d> Reader<'d> {
             }
         }
         names.sort_unstable_by(|a, b| text(&parts, *a).cmp(text(&parts, *b)));
+        let hasher = RandomState::new();
+        let mut index = HashMap::default();
+        index.reserve(parts.iter().map(|p| p.parsed.len()).sum());
+        let mut collisions = false;
+        for (part, file) in parts.iter().enumerate() {
+            for entry in 0..file.parsed.len() {
+                let hash = hasher.hash_one((part, file.parsed.name(entry)));
+                collisions |= index.insert(hash, entry as u32).is_some();
+            }
+        }
         Reader {
             style,
             policy,
             parts,
             names,
+            index,
+            hasher,
+            collisions,
             report: LoadReport::default(),
             hits: 0,
             probing: 0,
@@ -142,6 +162,15 @@ impl<'d> Reader<'d> {
 
     /// The entry of `part` whose whole key is `key`.
     fn find(&self, part: usize, key: &str) -> Option<usize> {
+        let hash = self.hasher.hash_one((part, key));
+        if let Some(&entry) = self.index.get(&hash)
+            && self.parts[part].parsed.name(entry as usize) == key
+        {
+            return Some(entry as usize);
+        }
+        if !self.collisions {
+            return None;
+        }
         self.names[self.seek(key)..]
             .iter()
             .take_while(|n| text(&self.parts, **n) == key)
@@ -266,6 +295,15 @@ impl<'d> Reader<'d> {
         if !self.any_under(path) {
             return Presence::Absent;
         }
+        self.read_found(path, read)
+    }
+
+    /// [`Reader::optional`] for a value some key is known to lie under.
+    fn read_found<T>(
+        &mut self,
+        path: &mut KeyPath,
+        read: impl FnOnce(&mut KeyPath, &mut Self) -> Option<T>,
+    ) -> Presence<T> {
         if path.segments().len() > MAX_DEPTH {
             let key = self.key(path);
             self.report.invalid.push(too_deep(key));
@@ -283,6 +321,67 @@ impl<'d> Reader<'d> {
             Some(value) => Presence::Present(value),
             None => Presence::Failed,
         }
+    }
+
+    /// Reads the elements of the list at `path` with `read`: from index 0, as long as keys lie
+    /// under the next index (like [`Reader::optional`] for each). The indices that have keys are
+    /// found in one pass over the list's keys, not one search per element.
+    pub(crate) fn elements<T>(
+        &mut self,
+        path: &mut KeyPath,
+        mut read: impl FnMut(&mut KeyPath, &mut Self) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let present = self.indices_under(path);
+        let mut items = Vec::with_capacity(present.len());
+        let mut failed = false;
+        for (i, _) in present.iter().enumerate().take_while(|&(i, at)| i == *at) {
+            path.push_index(i);
+            let item = self.read_found(path, &mut read);
+            path.pop();
+            match item {
+                Presence::Present(item) => items.push(item),
+                Presence::Absent => break,
+                Presence::Failed => failed = true,
+            }
+        }
+        (!failed).then_some(items)
+    }
+
+    /// The indices `i`, sorted, for which some key lies under the element `i` of the list at
+    /// `path`: the keys that render the element's index exactly (`blocks_1.`, not `blocks_10.`).
+    fn indices_under(&self, path: &mut KeyPath) -> Vec<usize> {
+        path.push_index(0);
+        let zero = self.style.prefix(path);
+        path.pop();
+        path.push_index(1);
+        let one = self.style.prefix(path);
+        path.pop();
+        // The two differ in the index alone: what comes before and after it.
+        let common = zero
+            .bytes()
+            .zip(one.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let (before, after) = (&zero[..common], zero.get(common + 1..).unwrap_or(""));
+        let mut found = Vec::new();
+        let mut at = self.seek(before);
+        while let Some(&name) = self.names.get(at) {
+            at += 1;
+            let Some(rest) = text(&self.parts, name).strip_prefix(before) else {
+                break;
+            };
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let canonical = digits == 1 || (digits > 1 && !rest.starts_with('0'));
+            if canonical
+                && rest[digits..].starts_with(after)
+                && let Ok(index) = rest[..digits].parse::<usize>()
+            {
+                found.push(index);
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
     }
 
     /// Tries a candidate map entry with [`Reader::optional`]; keys already read count as absent.
@@ -411,6 +510,26 @@ impl<'d> Reader<'d> {
                 None
             }
         }
+    }
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
     }
 }
 
