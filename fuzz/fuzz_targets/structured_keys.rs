@@ -1,8 +1,9 @@
 //! Valid files whose keys are built from a recipe: a few keys, each a run of pieces drawn from
 //! the characters keys are made of (and some longer pieces the three styles write), a piece
-//! repeated up to 10,000 times. Every file loads, or is refused, without a panic or a stack
-//! overflow through the typed API (recursive and nested types, every style) and the tree API,
-//! and whatever loads writes back and loads again to the same value.
+//! repeated up to 10,000 times, a key possibly with all its shorter ladders (one key per level,
+//! as `w`, `n.w`, `n.n.w`, ... for a recursive type). Every file loads, or is refused, without a
+//! panic or a stack overflow through the typed API (recursive and nested types, every style) and
+//! the tree API, and whatever loads writes back and loads again to the same value.
 
 #![no_main]
 
@@ -13,53 +14,22 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use safejax::{Tree, VarCollection, flax, haiku, objax};
 
-/// Single characters of keys, then pieces of the keys `Chain`, `Node`, maps and lists write.
+/// Single characters of keys, then pieces of the keys `Chain`, `Node`, maps and lists write
+/// (whole levels among them, so that a ladder of rungs names one tensor per level).
+#[rustfmt::skip]
 const PIECES: &[&str] = &[
-    "a",
-    "_",
-    ".",
-    "/",
-    "~",
-    "0",
-    "1",
-    "2",
-    "3",
-    "4",
-    "5",
-    "6",
-    "7",
-    "8",
-    "9",
-    "n",
-    "w",
-    "(",
-    ")",
-    "[",
-    "]",
-    ":",
-    "n.",
-    "n/~/",
-    "/~/",
-    ".w",
-    "a_",
-    "_0",
-    "children_",
-    "children_a_",
-    "(Chain)",
-    "n(Chain)",
-    "(Node)",
-    ".children(ModuleDict)[",
-    "](Node)",
-    "(ModuleDict)[",
-    "(ModuleList)[",
-    "::TrainVar",
+    "a", "_", ".", "/", "~", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "n", "w", "(",
+    ")", "[", "]", ":",
+    "n.", "n/~/", "/~/", ".w", "a_", "_0", "children_", "children_a_", "children_a.",
+    "(Chain)", "(Chain).", "n(Chain).", "(Node)", ".children(ModuleDict)[a](Node)",
+    ".children(ModuleDict)[", "](Node)", "(ModuleDict)[", "(ModuleList)[", "::TrainVar",
     "::StateVar",
 ];
 
 /// Shapes of the tensors: scalars for the maps, rank 1 for `Chain` and `Node`.
 const SHAPES: &[&[usize]] = &[&[], &[1], &[2], &[1, 2]];
 
-/// Most pieces repeat a few times, one in eight up to this many times.
+/// The most times a piece repeats.
 const MAX_REPEAT: u32 = 10_000;
 
 /// Keys stop growing past this many bytes, which keeps one run short.
@@ -81,30 +51,49 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// A safetensors file of `F32` tensors named by keys the recipe builds.
+/// A safetensors file of `F32` tensors named by keys the recipe builds. A key is an optional
+/// head piece, a rung piece repeated, then a tail of pieces; one key in four comes with all its
+/// shorter ladders (the same head and tail around fewer rungs), the way a recursive type names
+/// one tensor per level.
 fn recipe(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
     let mut keys = BTreeMap::new();
     let mut total = 0;
     for _ in 0..u.int_in_range(1..=4)? {
-        let mut key = String::new();
-        for _ in 0..u.int_in_range(1..=8)? {
+        let head = if u.ratio(1, 2)? {
+            *u.choose(PIECES)?
+        } else {
+            ""
+        };
+        let rung = *u.choose(PIECES)?;
+        let rungs = repeat(u)?;
+        let mut tail = String::new();
+        for _ in 0..u.int_in_range(0..=7)? {
             let piece = *u.choose(PIECES)?;
-            let repeat = if u.ratio(1, 8)? {
-                u.int_in_range(1..=MAX_REPEAT)?
-            } else {
-                u.int_in_range(1..=4)?
-            };
-            for _ in 0..repeat {
-                if total + key.len() + piece.len() > MAX_KEYS_LEN {
-                    break;
-                }
-                key.push_str(piece);
-            }
+            let times = repeat(u)? as usize;
+            let room = MAX_KEYS_LEN.saturating_sub(total + tail.len()) / piece.len();
+            tail.push_str(&piece.repeat(times.min(room)));
         }
-        total += key.len();
-        keys.insert(key, *u.choose(SHAPES)?);
+        let shape = *u.choose(SHAPES)?;
+        let lowest = if u.ratio(1, 4)? { 0 } else { rungs };
+        for count in lowest..=rungs {
+            let key = format!("{head}{}{tail}", rung.repeat(count as usize));
+            if total + key.len() > MAX_KEYS_LEN {
+                break;
+            }
+            total += key.len();
+            keys.insert(key, shape);
+        }
     }
     Ok(file(&keys))
+}
+
+/// How many times a piece repeats: a few times, or one time in eight up to [`MAX_REPEAT`].
+fn repeat(u: &mut Unstructured<'_>) -> Result<u32> {
+    if u.ratio(1, 8)? {
+        u.int_in_range(1..=MAX_REPEAT)
+    } else {
+        u.int_in_range(1..=4)
+    }
 }
 
 /// The bytes of a file holding one tensor per key, its values counting up from 0.
