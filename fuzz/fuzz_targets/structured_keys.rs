@@ -32,8 +32,9 @@ const SHAPES: &[&[usize]] = &[&[], &[1], &[2], &[1, 2]];
 /// The most times a piece repeats.
 const MAX_REPEAT: u32 = 10_000;
 
-/// Keys stop growing past this many bytes, which keeps one run short.
-const MAX_KEYS_LEN: usize = 1 << 18;
+/// Keys stop growing past this many bytes: enough for ladders past `MAX_DEPTH` levels (about
+/// 250 levels of `n.`, 100 of `children_a.`), few enough for several runs a second.
+const MAX_KEYS_LEN: usize = 1 << 16;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(file) = recipe(&mut Unstructured::new(data)) else {
