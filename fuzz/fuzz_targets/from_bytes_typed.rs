@@ -1,5 +1,6 @@
-//! Arbitrary bytes loaded as typed values (no derive): any result but a panic, and whatever
-//! loads writes back and loads again to the same value.
+//! Arbitrary bytes loaded as typed values: containers of arrays, maps of maps and of lists, and
+//! recursive derived types (`Chain`, `Node`), in every style. Any result but a panic or a stack
+//! overflow, and whatever loads writes back and loads again to the same value.
 
 #![no_main]
 
@@ -34,4 +35,5 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = loader.from_bytes::<Vec<ArrayD<u8>>>(data);
     }
+    safejax_fuzz::load_nested(data);
 });
