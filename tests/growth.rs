@@ -316,3 +316,37 @@ fn large_tensors_load_from_a_path_in_one_copy() {
         cost.peak
     );
 }
+
+#[derive(SafeParams)]
+#[safejax(borrow)]
+struct WideView<'a> {
+    blocks: Vec<ndarray::ArrayView1<'a, f32>>,
+}
+
+/// A view load costs the header: what it allocates does not grow with the data.
+#[test]
+fn view_loads_cost_the_header_not_the_data() {
+    assert_linear(
+        "bytes a view load allocates, the data growing",
+        &[1 << 18, 1 << 20, 1 << 22],
+        1.05,
+        |block| {
+            let wide = Wide {
+                blocks: (0..8).map(|i| Array1::from_elem(block, i as f32)).collect(),
+            };
+            let bytes = wide.to_bytes().unwrap_or_else(|e| panic!("{e}"));
+            let cost = cost(|| {
+                let view = safejax::SafeView::view(&bytes).unwrap_or_else(|e| panic!("{e}"));
+                let view: WideView<'_> = view;
+                assert_eq!(view.blocks[7], wide.blocks[7]);
+                view
+            });
+            assert!(
+                cost.requested < 64 << 10,
+                "{} bytes allocated",
+                cost.requested
+            );
+            cost.requested
+        },
+    );
+}

@@ -94,3 +94,66 @@ pub const fn default_field<T: SafeParams + Default>() -> FieldOps<T> {
         read: read_field_or_default::<T>,
     }
 }
+
+pub use crate::view::SafeView;
+
+/// What a derived view impl does with one field of type `T`: visit it, read it. As with
+/// [`FieldOps`], every method reaches a field through [`view_field`] or [`view_default_field`],
+/// so that a field type that is not `SafeView` is one error.
+pub struct ViewFieldOps<'a, T> {
+    /// Visits the field.
+    pub visit: for<'v> fn(&'v T, &FieldInfo, &mut KeyPath, &mut dyn Visitor<'v>),
+    /// Reads the field.
+    pub read: fn(&FieldInfo, &mut KeyPath, &mut Reader<'a>) -> Option<T>,
+}
+
+fn visit_view_field<'a, 'v, T: SafeView<'a>>(
+    value: &'v T,
+    field: &FieldInfo,
+    path: &mut KeyPath,
+    visitor: &mut dyn Visitor<'v>,
+) {
+    let saved = path.enter_field(field);
+    value.visit_view(path, visitor);
+    path.leave_field(saved);
+}
+
+fn read_view_field<'a, T: SafeView<'a>>(
+    field: &FieldInfo,
+    path: &mut KeyPath,
+    reader: &mut Reader<'a>,
+) -> Option<T> {
+    let saved = path.enter_field(field);
+    let value = T::read_view(path, reader);
+    path.leave_field(saved);
+    value
+}
+
+fn read_view_field_or_default<'a, T: SafeView<'a> + Default>(
+    field: &FieldInfo,
+    path: &mut KeyPath,
+    reader: &mut Reader<'a>,
+) -> Option<T> {
+    let saved = path.enter_field(field);
+    let value = reader.optional(path, T::read_view);
+    path.leave_field(saved);
+    value.into_option().map(Option::unwrap_or_default)
+}
+
+/// The operations on a required field of a view.
+#[inline]
+pub const fn view_field<'a, T: SafeView<'a>>() -> ViewFieldOps<'a, T> {
+    ViewFieldOps {
+        visit: visit_view_field::<T>,
+        read: read_view_field::<T>,
+    }
+}
+
+/// The operations on a `default` field of a view.
+#[inline]
+pub const fn view_default_field<'a, T: SafeView<'a> + Default>() -> ViewFieldOps<'a, T> {
+    ViewFieldOps {
+        visit: visit_view_field::<T>,
+        read: read_view_field_or_default::<T>,
+    }
+}

@@ -102,6 +102,11 @@ pub trait Element: Copy + Default + Send + Sync + 'static + sealed::Sealed {
         Ok(())
     }
 
+    /// `bytes` seen as values, without a copy: an error where they are not aligned for the type,
+    /// hold a value that is not one (bool), or the host is big-endian.
+    #[doc(hidden)]
+    fn view_le(bytes: &[u8]) -> Result<&[Self], String>;
+
     /// `n` values whose little-endian bytes `fill` writes in place, with no copy in between:
     /// `None` where not every byte pattern is a value (bool) or the host is big-endian.
     #[doc(hidden)]
@@ -111,6 +116,18 @@ pub trait Element: Copy + Default + Send + Sync + 'static + sealed::Sealed {
     ) -> Option<Result<Vec<Self>, E>> {
         let _ = (n, fill);
         None
+    }
+}
+
+/// Why bytes cannot be viewed as values of alignment `align`.
+fn view_error(error: bytemuck::PodCastError, align: usize) -> String {
+    match error {
+        bytemuck::PodCastError::TargetAlignmentGreaterAndInputNotAligned => {
+            format!(
+                "its bytes are not aligned to {align} bytes (copy it: load it as an owned array)"
+            )
+        }
+        other => format!("{other:?}"),
     }
 }
 
@@ -173,6 +190,13 @@ macro_rules! plain_element {
                 // Zeroed by the allocator: fresh pages cost nothing until `fill` writes them.
                 let mut out: Vec<Self> = bytemuck::zeroed_vec(n);
                 Some(fill(bytemuck::cast_slice_mut(&mut out)).map(|()| out))
+            }
+
+            fn view_le(bytes: &[u8]) -> Result<&[Self], String> {
+                if cfg!(target_endian = "big") {
+                    return Err("views of little-endian data need a little-endian host".into());
+                }
+                bytemuck::try_cast_slice(bytes).map_err(|e| view_error(e, std::mem::align_of::<Self>()))
             }
 
             fn copy_le(bytes: &[u8], out: &mut [Self]) {
@@ -243,6 +267,10 @@ impl Element for bool {
 
     fn extend_le(self, out: &mut Vec<u8>) {
         out.push(u8::from(self));
+    }
+
+    fn view_le(bytes: &[u8]) -> Result<&[Self], String> {
+        bytemuck::checked::try_cast_slice(bytes).map_err(|_| "a bool is neither 0 nor 1".to_owned())
     }
 
     fn check_values(bytes: &[u8]) -> Result<(), LeafProblem> {

@@ -17,6 +17,7 @@ use crate::source;
 pub use crate::source::Input;
 use crate::style::Style;
 use crate::tensor::{Leaf, LeafMut};
+use crate::view::SafeView;
 
 /// Writes values: the style, which collections, whether keys name the collection, metadata.
 ///
@@ -150,26 +151,57 @@ impl Saver {
     }
 
     fn collect<'a, T: SafeParams>(&self, value: &'a T) -> Result<Vec<(String, &'a dyn Leaf)>> {
+        self.collect_with(|path, visitor| value.visit(path, visitor), T::STYLE)
+    }
+
+    /// The leaves `visit` passes on, with their keys in this saver's style or `default`.
+    fn collect_with<'a>(
+        &self,
+        visit: impl FnOnce(&mut KeyPath, &mut dyn Visitor<'a>),
+        default: Style,
+    ) -> Result<Vec<(String, &'a dyn Leaf)>> {
         let mut collect = Collect {
-            style: self.style.unwrap_or(T::STYLE),
+            style: self.style.unwrap_or(default),
             saver: self,
             leaves: Vec::new(),
             error: None,
         };
-        value.visit(&mut KeyPath::new(), &mut collect);
+        visit(&mut KeyPath::new(), &mut collect);
         match collect.error {
             Some(error) => Err(error),
             None => Ok(collect.leaves),
         }
     }
 
+    /// The keys of the leaves `visit` passes on, in this saver's style or `default`, sorted.
+    pub(crate) fn keys_with<'a>(
+        &self,
+        visit: impl FnOnce(&mut KeyPath, &mut dyn Visitor<'a>),
+        default: Style,
+    ) -> Result<Vec<String>> {
+        sorted_keys(self.collect_with(visit, default)?)
+    }
+
+    /// Serializes a value that borrows its tensors ([`SafeView`]) to safetensors bytes.
+    pub fn view_to_bytes<'a, T: SafeView<'a>>(&self, value: &T) -> Result<Vec<u8>> {
+        let leaves =
+            self.collect_with(|path, visitor| value.visit_view(path, visitor), T::STYLE)?;
+        Layout::new(&leaves, &self.metadata)?.to_vec(&leaves)
+    }
+
+    /// Saves a value that borrows its tensors ([`SafeView`]) to a file, as [`Saver::save`] does.
+    pub fn save_view<'a, T: SafeView<'a>>(&self, value: &T, path: impl AsRef<Path>) -> Result<()> {
+        let leaves =
+            self.collect_with(|path, visitor| value.visit_view(path, visitor), T::STYLE)?;
+        let layout = Layout::new(&leaves, &self.metadata)?;
+        atomic::replace(path.as_ref(), self.read_only, |file| {
+            layout.write(&leaves, file)
+        })
+    }
+
     /// The keys `value` writes, sorted. Duplicates are an error, as on save.
     pub fn keys<T: SafeParams>(&self, value: &T) -> Result<Vec<String>> {
-        let leaves = self.collect(value)?;
-        format::check_names(leaves.iter().map(|(k, _)| k.as_str()))?;
-        let mut keys: Vec<String> = leaves.into_iter().map(|(k, _)| k).collect();
-        keys.sort();
-        Ok(keys)
+        sorted_keys(self.collect(value)?)
     }
 
     /// Writes `value` as safetensors to `writer`, streaming tensor data.
@@ -364,16 +396,36 @@ impl Loader {
     pub fn read<T: SafeParams>(&self, parts: &[Part<'_>]) -> Result<Loaded<T>> {
         self.with_reader::<T, _>(parts, |mut reader, metadata| {
             let value = T::read(&mut KeyPath::new(), &mut reader);
-            let (report, ignored) = reader.finish(self.allow_unexpected);
-            match value {
-                Some(value) if report.is_empty() => Ok(Loaded {
-                    value,
-                    metadata,
-                    ignored,
-                }),
-                _ => Err(Error::Load(Box::new(report))),
-            }
+            self.finish(reader, value, metadata)
         })
+    }
+
+    /// The style of this load, or `default`, the value's.
+    pub(crate) fn style_or(&self, default: Style) -> Style {
+        self.style.unwrap_or(default)
+    }
+
+    /// The dtype policy of this load.
+    pub(crate) fn policy(&self) -> DtypePolicy {
+        self.policy
+    }
+
+    /// The outcome of a read: the value, or the report of every problem.
+    pub(crate) fn finish<T>(
+        &self,
+        reader: Reader<'_>,
+        value: Option<T>,
+        metadata: Metadata,
+    ) -> Result<Loaded<T>> {
+        let (report, ignored) = reader.finish(self.allow_unexpected);
+        match value {
+            Some(value) if report.is_empty() => Ok(Loaded {
+                value,
+                metadata,
+                ignored,
+            }),
+            _ => Err(Error::Load(Box::new(report))),
+        }
     }
 
     /// Overwrites the tensors of `value` from a file. Every tensor is checked (present, shape
@@ -485,4 +537,12 @@ impl<'d, I: Iterator<Item = Option<Staged<'d>>>> VisitorMut for AssignPass<'d, I
     }
 
     fn invalid(&mut self, _: &KeyPath, _: String) {}
+}
+
+/// The keys of `leaves`, sorted; a key twice is an error, as on save.
+fn sorted_keys(leaves: Vec<(String, &dyn Leaf)>) -> Result<Vec<String>> {
+    format::check_names(leaves.iter().map(|(k, _)| k.as_str()))?;
+    let mut keys: Vec<String> = leaves.into_iter().map(|(k, _)| k).collect();
+    keys.sort();
+    Ok(keys)
 }

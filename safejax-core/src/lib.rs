@@ -39,6 +39,7 @@ mod source;
 pub mod style;
 pub mod tensor;
 pub mod tree;
+pub mod view;
 
 #[doc(hidden)]
 pub mod __private;
@@ -54,9 +55,11 @@ pub use key::{FieldInfo, HaikuSep, KeyPath, NodeInfo, Segment, SegmentName};
 pub use params::{SafeParams, Visitor, VisitorMut};
 pub use reader::{PartSpec, Presence, Reader};
 pub use safetensors::Dtype;
+pub use safetensors::tensor::TensorView;
 pub use style::{ParsedKey, ParsedSegment, Style};
 pub use tensor::{Leaf, LeafMut, Tensor};
 pub use tree::{Node, Tree, Var, VarCollection, VarKind, flax, haiku, objax};
+pub use view::{MappedFile, SafeView};
 
 pub use half;
 pub use ndarray;

@@ -59,7 +59,8 @@ pub trait VisitorMut {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be stored by safejax",
     label = "not a tensor, a scalar or a `#[derive(SafeParams)]` type",
-    note = "fields must be ndarray arrays or scalars of f32, f64, f16, bf16, i8..i64, u8..u64 or bool, `safejax::Tensor`, types deriving `SafeParams`, or Vec, arrays, Option, Box, Arc and String-keyed maps of those"
+    note = "fields must be ndarray arrays or scalars of f32, f64, f16, bf16, i8..i64, u8..u64 or bool, `safejax::Tensor`, types deriving `SafeParams`, or Vec, arrays, Option, Box, Arc and String-keyed maps of those",
+    note = "fields that borrow the file's bytes (`ndarray::ArrayView`) need `#[safejax(borrow)]` on a struct with a lifetime"
 )]
 pub trait SafeParams: Sized {
     /// The style `save`, `load` and friends use when this type is the root.
@@ -272,37 +273,52 @@ impl<'a> Visitor<'a> for Counting<'_, 'a> {
     }
 }
 
+/// How a value visits its leaves: [`SafeParams::visit`], or a view's.
+pub(crate) type VisitFn<T> = for<'v> fn(&'v T, &mut KeyPath, &mut dyn Visitor<'v>);
+
+/// Visits a `Vec`: a list's length is stored only as the indices of its tensors, so an element
+/// that holds no tensors is refused when a later one holds some (the file could not be read
+/// back); trailing ones are not stored.
+pub(crate) fn visit_list<'a, T>(
+    items: &'a [T],
+    path: &mut KeyPath,
+    visitor: &mut dyn Visitor<'a>,
+    visit: VisitFn<T>,
+) {
+    path.default_class(LIST_CLASS);
+    let mut first_empty = None;
+    for (i, item) in items.iter().enumerate() {
+        if too_deep(path, 1, |path, reason| visitor.invalid(path, reason)) {
+            return;
+        }
+        path.push_index(i);
+        let mut counting = Counting {
+            inner: &mut *visitor,
+            leaves: 0,
+        };
+        visit(item, path, &mut counting);
+        let leaves = counting.leaves;
+        path.pop();
+        match first_empty {
+            None if leaves == 0 => first_empty = Some(i),
+            Some(empty) if leaves > 0 => {
+                visitor.invalid(
+                    path,
+                    format!("has element {empty} holding no tensors before element {i}, which holds some: the list could not be read back"),
+                );
+                first_empty = None;
+            }
+            _ => {}
+        }
+    }
+}
+
 impl<T: SafeParams> SafeParams for Vec<T> {
     /// A list's length is stored only as the indices of its tensors, so an element that holds
     /// no tensors is refused when a later one holds some (the file could not be read back);
     /// trailing ones are not stored.
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
-        path.default_class(LIST_CLASS);
-        let mut first_empty = None;
-        for (i, item) in self.iter().enumerate() {
-            if too_deep(path, 1, |path, reason| visitor.invalid(path, reason)) {
-                return;
-            }
-            path.push_index(i);
-            let mut counting = Counting {
-                inner: &mut *visitor,
-                leaves: 0,
-            };
-            item.visit(path, &mut counting);
-            let leaves = counting.leaves;
-            path.pop();
-            match first_empty {
-                None if leaves == 0 => first_empty = Some(i),
-                Some(empty) if leaves > 0 => {
-                    visitor.invalid(
-                        path,
-                        format!("has element {empty} holding no tensors before element {i}, which holds some: the list could not be read back"),
-                    );
-                    first_empty = None;
-                }
-                _ => {}
-            }
-        }
+        visit_list(self, path, visitor, T::visit);
     }
 
     fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
@@ -310,7 +326,7 @@ impl<T: SafeParams> SafeParams for Vec<T> {
     }
 
     fn entry_suffix(rest: &str) -> bool {
-        list_suffix::<T>(rest)
+        list_suffix(rest, T::entry_suffix)
     }
 
     /// The length is the number of consecutive indices from 0 that have keys in the file; keys
@@ -321,17 +337,41 @@ impl<T: SafeParams> SafeParams for Vec<T> {
     }
 }
 
+/// Visits an array: every element, at its index.
+pub(crate) fn visit_array<'a, T>(
+    items: &'a [T],
+    path: &mut KeyPath,
+    visitor: &mut dyn Visitor<'a>,
+    visit: VisitFn<T>,
+) {
+    path.default_class(LIST_CLASS);
+    for (i, item) in items.iter().enumerate() {
+        if too_deep(path, 1, |path, reason| visitor.invalid(path, reason)) {
+            return;
+        }
+        path.push_index(i);
+        visit(item, path, visitor);
+        path.pop();
+    }
+}
+
+/// Visits an `Option`: its value, if any.
+pub(crate) fn visit_option<'a, T>(
+    value: &'a Option<T>,
+    path: &mut KeyPath,
+    visitor: &mut dyn Visitor<'a>,
+    visit: VisitFn<T>,
+) {
+    if let Some(inner) = value
+        && !too_deep(path, 0, |path, reason| visitor.invalid(path, reason))
+    {
+        visit(inner, path, visitor);
+    }
+}
+
 impl<T: SafeParams, const N: usize> SafeParams for [T; N] {
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
-        path.default_class(LIST_CLASS);
-        for (i, item) in self.iter().enumerate() {
-            if too_deep(path, 1, |path, reason| visitor.invalid(path, reason)) {
-                return;
-            }
-            path.push_index(i);
-            item.visit(path, visitor);
-            path.pop();
-        }
+        visit_array(self, path, visitor, T::visit);
     }
 
     fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
@@ -339,7 +379,7 @@ impl<T: SafeParams, const N: usize> SafeParams for [T; N] {
     }
 
     fn entry_suffix(rest: &str) -> bool {
-        list_suffix::<T>(rest)
+        list_suffix(rest, T::entry_suffix)
     }
 
     fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
@@ -361,11 +401,7 @@ impl<T: SafeParams> SafeParams for Option<T> {
     }
 
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
-        if let Some(inner) = self
-            && !too_deep(path, 0, |path, reason| visitor.invalid(path, reason))
-        {
-            inner.visit(path, visitor);
-        }
+        visit_option(self, path, visitor, T::visit);
     }
 
     fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
@@ -441,10 +477,12 @@ impl<T: ?Sized> SafeParams for PhantomData<T> {
     }
 }
 
-fn visit_entries<'a, T: SafeParams + 'a>(
+/// Visits a map: every entry whose key can be one, at its key.
+pub(crate) fn visit_entries<'a, T: 'a>(
     entries: impl Iterator<Item = (&'a String, &'a T)>,
     path: &mut KeyPath,
     visitor: &mut dyn Visitor<'a>,
+    visit: VisitFn<T>,
 ) {
     path.default_class(MAP_CLASS);
     for (key, value) in entries {
@@ -456,7 +494,7 @@ fn visit_entries<'a, T: SafeParams + 'a>(
             return;
         }
         path.push_key(key.as_str());
-        value.visit(path, visitor);
+        visit(value, path, visitor);
         path.pop();
     }
 }
@@ -490,16 +528,16 @@ fn read_entries<T: SafeParams>(
 }
 
 /// A list element's name continues its list's: `_<index>`, then what the element allows.
-fn list_suffix<T: SafeParams>(rest: &str) -> bool {
+pub(crate) fn list_suffix(rest: &str, element: fn(&str) -> bool) -> bool {
     let Some(index) = rest.strip_prefix('_') else {
         return false;
     };
     let digits = index.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0 && T::entry_suffix(&index[digits..])
+    digits > 0 && element(&index[digits..])
 }
 
 /// A map entry's name continues its map's: `_<name>`.
-fn map_suffix(rest: &str) -> bool {
+pub(crate) fn map_suffix(rest: &str) -> bool {
     rest.len() > 1 && rest.starts_with('_')
 }
 
@@ -509,7 +547,7 @@ impl<T: SafeParams> SafeParams for BTreeMap<String, T> {
     }
 
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
-        visit_entries(self.iter(), path, visitor);
+        visit_entries(self.iter(), path, visitor, T::visit);
     }
 
     fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {
@@ -528,7 +566,7 @@ impl<T: SafeParams, S: BuildHasher + Default> SafeParams for HashMap<String, T, 
     }
 
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
-        visit_entries(self.iter(), path, visitor);
+        visit_entries(self.iter(), path, visitor, T::visit);
     }
 
     fn visit_mut(&mut self, path: &mut KeyPath, visitor: &mut dyn VisitorMut) {

@@ -15,7 +15,7 @@ use crate::ctxt::Ctxt;
 const SAFEJAX: &str = "safejax";
 
 /// The keys accepted on the struct.
-const CONTAINER_KEYS: &[&str] = &["style", "collection", "class", "crate", "bound"];
+const CONTAINER_KEYS: &[&str] = &["style", "collection", "class", "crate", "bound", "borrow"];
 
 /// The keys accepted on a field.
 const FIELD_KEYS: &[&str] = &["rename", "skip", "default", "collection", "class", "sep"];
@@ -54,6 +54,7 @@ pub struct ContainerAttrs {
     pub class: Option<Attr<String>>,
     pub krate: Option<Attr<syn::Path>>,
     pub bound: Option<Attr<Vec<WherePredicate>>>,
+    pub borrow: Option<Attr<()>>,
 }
 
 /// The attributes of one field.
@@ -108,6 +109,8 @@ impl ContainerAttrs {
                         }
                     }
                 }
+                // #[safejax(borrow)]
+                "borrow" => out.borrow = entry.flag(cx),
                 // #[safejax(bound = "T: safejax::Element")]
                 "bound" => {
                     if let Some(lit) = entry.string(cx) {

@@ -12,6 +12,19 @@ pub fn check(cx: &Ctxt, cont: &Container) {
     check_names(cx, cont);
     check_skip_conflicts(cx, cont);
     check_duplicate_segments(cx, cont);
+    check_borrow(cx, cont);
+}
+
+// `borrow` names the lifetime of the bytes a struct's views borrow: the struct needs one.
+fn check_borrow(cx: &Ctxt, cont: &Container) {
+    if let Some(borrow) = &cont.attrs.borrow
+        && cont.original.generics.lifetimes().next().is_none()
+    {
+        cx.error(
+            borrow.span,
+            "safejax `borrow` needs a struct with a lifetime, that of the bytes its views borrow: `struct Model<'a>`",
+        );
+    }
 }
 
 // Every rename, class and collection is a non-empty name free of every style's separators.

@@ -108,11 +108,22 @@ fn at(span: Span) -> Span {
     Span::call_site().located_at(span)
 }
 
+/// The lifetime of the bytes a `borrow` struct borrows its tensors from: its first lifetime.
+fn data_lifetime<'c>(cont: &Container<'c>) -> Option<&'c syn::Lifetime> {
+    cont.attrs.borrow.as_ref()?;
+    cont.original
+        .generics
+        .lifetimes()
+        .next()
+        .map(|param| &param.lifetime)
+}
+
 fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
     let ident = cont.ident;
     let generics = &cont.original.generics;
     let (impl_generics, ty_generics, _) = generics.split_for_impl();
-    let where_clause = where_clause(cont);
+    let lifetime = data_lifetime(cont);
+    let where_clause = where_clause(cont, lifetime);
     let stored: Vec<&Field> = cont.fields.iter().filter(|f| f.is_stored()).collect();
 
     let class = cont.class();
@@ -139,10 +150,11 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
     // `SafeParams` is one error (the same in each method, which rustc shows once).
     let ops = |field: &Field| {
         let ty = field.ty;
-        let ops = if field.attrs.default.is_some() {
-            quote!(default_field)
-        } else {
-            quote!(field)
+        let ops = match (field.attrs.default.is_some(), lifetime.is_some()) {
+            (true, false) => quote!(default_field),
+            (false, false) => quote!(field),
+            (true, true) => quote!(view_default_field),
+            (false, true) => quote!(view_field),
         };
         quote_spanned!(at(ty.span())=> _safejax::__private::#ops::<#ty>())
     };
@@ -193,50 +205,127 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
         inits.push(quote!(#member: #local));
     }
 
+    let node = quote! {
+        const __NODE: _safejax::__private::NodeInfo = _safejax::__private::NodeInfo {
+            class: #class,
+            collection: #node_collection,
+        };
+        #fields_const
+    };
+    let read_body = quote! {
+        let __saved = __path.enter_node(&__NODE);
+        // Every field is read before any failure is acted on, so that one load reports every
+        // problem.
+        #(#reads)*
+        __path.leave_node(__saved);
+        #(#unwraps)*
+        _safejax::__private::Some(Self { #(#inits),* })
+    };
+    let Some(lifetime) = lifetime else {
+        let mut view_generics = generics.clone();
+        view_generics.params.insert(0, syn::parse_quote!('__view));
+        let (view_generics, _, _) = view_generics.split_for_impl();
+        let own_predicates = generics
+            .where_clause
+            .iter()
+            .flat_map(|c| c.predicates.iter());
+        return wrap(
+            import,
+            quote! {
+                #node
+
+                #[automatically_derived]
+                impl #impl_generics _safejax::__private::SafeParams for #ident #ty_generics #where_clause {
+                    #style
+
+                    fn visit<'__a>(
+                        &'__a self,
+                        __path: &mut _safejax::__private::KeyPath,
+                        __visitor: &mut dyn _safejax::__private::Visitor<'__a>,
+                    ) {
+                        let __saved = __path.enter_node(&__NODE);
+                        #(#visits)*
+                        __path.leave_node(__saved);
+                    }
+
+                    fn visit_mut(
+                        &mut self,
+                        __path: &mut _safejax::__private::KeyPath,
+                        __visitor: &mut dyn _safejax::__private::VisitorMut,
+                    ) {
+                        let __saved = __path.enter_node(&__NODE);
+                        #(#visits_mut)*
+                        __path.leave_node(__saved);
+                    }
+
+                    fn read(
+                        __path: &mut _safejax::__private::KeyPath,
+                        __reader: &mut _safejax::__private::Reader<'_>,
+                    ) -> _safejax::__private::Option<Self> {
+                        #read_body
+                    }
+                }
+
+                // An owned struct can be part of a value that borrows its tensors: it copies
+                // its own, as it does when read.
+                #[automatically_derived]
+                impl #view_generics _safejax::__private::SafeView<'__view> for #ident #ty_generics
+                where
+                    Self: _safejax::__private::SafeParams,
+                    #(#own_predicates,)*
+                {
+                    const STYLE: _safejax::__private::Style =
+                        <Self as _safejax::__private::SafeParams>::STYLE;
+
+                    fn visit_view<'__v>(
+                        &'__v self,
+                        __path: &mut _safejax::__private::KeyPath,
+                        __visitor: &mut dyn _safejax::__private::Visitor<'__v>,
+                    ) {
+                        _safejax::__private::SafeParams::visit(self, __path, __visitor);
+                    }
+
+                    fn view_entry_suffix(
+                        __rest: &::core::primitive::str,
+                    ) -> ::core::primitive::bool {
+                        <Self as _safejax::__private::SafeParams>::entry_suffix(__rest)
+                    }
+
+                    fn read_view(
+                        __path: &mut _safejax::__private::KeyPath,
+                        __reader: &mut _safejax::__private::Reader<'__view>,
+                    ) -> _safejax::__private::Option<Self> {
+                        <Self as _safejax::__private::SafeParams>::read(__path, __reader)
+                    }
+                }
+            },
+        );
+    };
+    // A struct with a lifetime borrows its tensors from the bytes it is read from.
     wrap(
         import,
         quote! {
-            const __NODE: _safejax::__private::NodeInfo = _safejax::__private::NodeInfo {
-                class: #class,
-                collection: #node_collection,
-            };
-            #fields_const
+            #node
 
             #[automatically_derived]
-            impl #impl_generics _safejax::__private::SafeParams for #ident #ty_generics #where_clause {
+            impl #impl_generics _safejax::__private::SafeView<#lifetime> for #ident #ty_generics #where_clause {
                 #style
 
-                fn visit<'__a>(
-                    &'__a self,
+                fn visit_view<'__v>(
+                    &'__v self,
                     __path: &mut _safejax::__private::KeyPath,
-                    __visitor: &mut dyn _safejax::__private::Visitor<'__a>,
+                    __visitor: &mut dyn _safejax::__private::Visitor<'__v>,
                 ) {
                     let __saved = __path.enter_node(&__NODE);
                     #(#visits)*
                     __path.leave_node(__saved);
                 }
 
-                fn visit_mut(
-                    &mut self,
+                fn read_view(
                     __path: &mut _safejax::__private::KeyPath,
-                    __visitor: &mut dyn _safejax::__private::VisitorMut,
-                ) {
-                    let __saved = __path.enter_node(&__NODE);
-                    #(#visits_mut)*
-                    __path.leave_node(__saved);
-                }
-
-                fn read(
-                    __path: &mut _safejax::__private::KeyPath,
-                    __reader: &mut _safejax::__private::Reader<'_>,
+                    __reader: &mut _safejax::__private::Reader<#lifetime>,
                 ) -> _safejax::__private::Option<Self> {
-                    let __saved = __path.enter_node(&__NODE);
-                    // Every field is read before any failure is acted on, so that one load
-                    // reports every problem.
-                    #(#reads)*
-                    __path.leave_node(__saved);
-                    #(#unwraps)*
-                    _safejax::__private::Some(Self { #(#inits),* })
+                    #read_body
                 }
             }
         },
@@ -273,7 +362,7 @@ fn field_info(field: &Field) -> TokenStream {
 
 /// The struct's own where-clause, plus the `bound` attribute's predicates or, without one,
 /// `FieldType: SafeParams` for every stored field whose type mentions a type parameter.
-fn where_clause(cont: &Container) -> TokenStream {
+fn where_clause(cont: &Container, lifetime: Option<&syn::Lifetime>) -> TokenStream {
     let generics = &cont.original.generics;
     let mut predicates: Vec<TokenStream> = generics
         .where_clause
@@ -301,8 +390,13 @@ fn where_clause(cont: &Container) -> TokenStream {
                 }
                 seen.push(key);
                 let ty = field.ty;
-                predicates.push(quote_spanned! {at(ty.span())=>
-                    #ty: _safejax::__private::SafeParams
+                predicates.push(match lifetime {
+                    Some(lifetime) => quote_spanned! {at(ty.span())=>
+                        #ty: _safejax::__private::SafeView<#lifetime>
+                    },
+                    None => quote_spanned! {at(ty.span())=>
+                        #ty: _safejax::__private::SafeParams
+                    },
                 });
             }
         }

@@ -42,6 +42,7 @@ pub(crate) struct FileHeader<'h> {
     entries: Vec<Entry<'h>>,
     dims: Vec<usize>,
     metadata: Metadata,
+    data_start: u64,
     data_len: usize,
 }
 
@@ -63,6 +64,8 @@ pub struct Parsed<'d> {
     entries: Vec<Entry<'d>>,
     dims: Vec<usize>,
     data: Data<'d>,
+    /// Where the data section starts in the file.
+    data_start: u64,
     /// The `__metadata__` map (empty when the file has none).
     pub metadata: Metadata,
 }
@@ -115,6 +118,21 @@ impl<'p, 'd> TensorRef<'p, 'd> {
     pub fn byte_len(&self) -> usize {
         let entry = &self.parsed.entries[self.index];
         entry.end - entry.start
+    }
+
+    /// Where the bytes start in the file.
+    pub fn offset(&self) -> u64 {
+        self.parsed.data_start + self.parsed.entries[self.index].start as u64
+    }
+
+    /// The bytes, if they are in the memory the file was given in (bytes or a memory map),
+    /// borrowed for as long as that memory.
+    pub fn borrowed(&self) -> Option<&'d [u8]> {
+        let entry = &self.parsed.entries[self.index];
+        match &self.parsed.data {
+            Data::Memory(data) => Some(&data[entry.start..entry.end]),
+            Data::File(_) => None,
+        }
     }
 
     /// Whether the bytes are in memory already (given bytes, a memory map, or read ahead).
@@ -322,6 +340,7 @@ impl<'h> FileHeader<'h> {
             entries,
             dims: raw.dims,
             metadata: raw.metadata.unwrap_or_default(),
+            data_start: data_start as u64,
             data_len,
         })
     }
@@ -336,6 +355,7 @@ impl<'h> FileHeader<'h> {
             entries: self.entries,
             dims: self.dims,
             data: Data::Memory(data),
+            data_start: self.data_start,
             metadata: self.metadata,
         }
     }
@@ -382,6 +402,7 @@ impl<'h> FileHeader<'h> {
                 small,
                 small_at,
             }),
+            data_start: start,
             metadata: self.metadata,
         })
     }
