@@ -110,21 +110,24 @@ pub fn tree_matches(tree: &Tree, model: &Model) -> bool {
         })
 }
 
-/// The hand-written copy of a tensor's bytes: a `memcpy` through `bytemuck::cast_slice_mut` into
-/// a zeroed allocation (large ones come from `calloc`, untouched), valid on little-endian hosts.
+/// The hand-written copy of a tensor's bytes: `chunks_exact(4).map(f32::from_le_bytes)`, which
+/// the compiler turns into a vectorised copy; measured a little faster than [`floats_bytemuck`]
+/// (`copy/256MiB` in `throughput`), and correct on any host.
 pub fn floats(bytes: &[u8]) -> Vec<f32> {
-    let len = bytes.len() / 4;
-    let mut out = vec![0.0f32; len];
-    bytemuck::cast_slice_mut(&mut out).copy_from_slice(&bytes[..len * 4]);
-    out
-}
-
-/// The other usual hand-written copy, kept to compare with [`floats`].
-pub fn floats_le_bytes(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
+}
+
+/// The other usual hand-written copy, kept to compare with [`floats`]: a `memcpy` through
+/// `bytemuck::cast_slice_mut` into a zeroed allocation (large ones come from `calloc`,
+/// untouched), valid on little-endian hosts.
+pub fn floats_bytemuck(bytes: &[u8]) -> Vec<f32> {
+    let len = bytes.len() / 4;
+    let mut out = vec![0.0f32; len];
+    bytemuck::cast_slice_mut(&mut out).copy_from_slice(&bytes[..len * 4]);
+    out
 }
 
 /// Hand-written load from bytes: parse, look each tensor up by name, copy it into an array.
@@ -183,6 +186,17 @@ pub fn floor_read(path: &Path) -> Vec<u8> {
     let len = file.metadata().expect("the file's size").len();
     let mut buffer = Vec::with_capacity(len as usize);
     file.read_to_end(&mut buffer).expect("read the file");
+    buffer
+}
+
+/// The read floor without page faults: one `read_to_end` into `buffer`, whose pages an earlier
+/// read has touched.
+pub fn floor_read_into<'b>(path: &Path, buffer: &'b mut Vec<u8>) -> &'b [u8] {
+    buffer.clear();
+    let mut file = File::open(path).expect("open the file");
+    let len = file.metadata().expect("the file's size").len();
+    buffer.reserve(len as usize);
+    file.read_to_end(buffer).expect("read the file");
     buffer
 }
 
