@@ -15,15 +15,37 @@ mod common;
 use std::hint::black_box;
 use std::path::Path;
 
-use common::{BIG, Case, MANY_20K, MANY_40K, Model};
+use common::{BIG, Case, MANY_20K, MANY_40K, Model, ModelView};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use safejax::{Loader, SafeParams, flax};
+use safejax::{Loader, MappedFile, SafeParams, SafeView, flax};
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     for case in [BIG, MANY_20K, MANY_40K] {
         bench_case(c, dir.path(), case);
     }
+    bench_views(c, dir.path());
+}
+
+/// A view load of 200 tensors of 16 MiB in all, then 256 MiB: the same header, so the same time.
+fn bench_views(c: &mut Criterion, dir: &Path) {
+    let mut group = c.benchmark_group("view/200-tensors");
+    group.sample_size(10);
+    for (name, len) in [("16MiB", (16 << 20) / 4 / 200), ("256MiB", BIG.len)] {
+        let case = Case { name, len, ..BIG };
+        let model = case.model();
+        let path = dir.join(format!("view-{name}.safetensors"));
+        model.save(&path).expect("save the model");
+        // SAFETY: nothing writes the file while it is mapped.
+        let file = unsafe { MappedFile::open(&path) }.expect("map the file");
+        let view = ModelView::view(file.bytes()).expect("view the model");
+        assert!(view.matches(&model));
+        drop(view);
+        group.bench_function(name, |b| {
+            b.iter(|| ModelView::view(black_box(file.bytes())).map(|v| v.layers.len()))
+        });
+    }
+    group.finish();
 }
 
 fn bench_case(c: &mut Criterion, dir: &Path, case: Case) {
@@ -47,6 +69,14 @@ fn bench_case(c: &mut Criterion, dir: &Path, case: Case) {
     });
     load.bench_function("hand", |b| {
         b.iter(|| common::hand_load(black_box(&path), layers))
+    });
+    load.bench_function("safejax-view", |b| {
+        b.iter(|| {
+            // SAFETY: nothing writes the file while it is mapped.
+            let file = unsafe { MappedFile::open(black_box(&path)) }.expect("map the file");
+            let view = ModelView::view(file.bytes()).expect("view the model");
+            view.layers.len()
+        })
     });
     load.bench_function("hand-mmap", |b| {
         b.iter(|| common::hand_load_mmap(black_box(&path), layers))

@@ -23,6 +23,32 @@ pub struct Model {
     pub layers: Vec<Small>,
 }
 
+/// [`Small`], borrowing its tensor from the file's bytes.
+#[derive(SafeParams, Debug)]
+#[safejax(borrow)]
+pub struct SmallView<'a> {
+    pub w: ndarray::ArrayView1<'a, f32>,
+}
+
+/// [`Model`], borrowing its tensors from the file's bytes.
+#[derive(SafeParams, Debug)]
+#[safejax(borrow, style = "flax", collection = "params")]
+pub struct ModelView<'a> {
+    pub layers: Vec<SmallView<'a>>,
+}
+
+impl ModelView<'_> {
+    /// Whether every view equals the model's tensor.
+    pub fn matches(&self, model: &Model) -> bool {
+        self.layers.len() == model.layers.len()
+            && self
+                .layers
+                .iter()
+                .zip(&model.layers)
+                .all(|(v, m)| v.w == m.w)
+    }
+}
+
 /// A model of `tensors` tensors of `len` `f32` each.
 #[derive(Debug, Clone, Copy)]
 pub struct Case {

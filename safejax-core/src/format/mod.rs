@@ -3,11 +3,11 @@
 
 mod header;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 
 use safetensors::Dtype;
-use safetensors::tensor::{Metadata as HeaderMetadata, TensorInfo};
 
 use crate::error::{Error, Result};
 use crate::tensor::Leaf;
@@ -120,13 +120,15 @@ fn check_size(name: &str, leaf: &dyn Leaf, shape: &[usize]) -> Result<()> {
 /// which their data follows it.
 ///
 /// The layout is the official writer's: tensors sorted by dtype, largest alignment first, then
-/// by name; entries serialized by the crate's own [`HeaderMetadata`]; `__metadata__` first; the
-/// JSON padded with spaces to a multiple of 8 bytes. The metadata map is written sorted, where
-/// the official writer takes a `HashMap` and so varies from run to run. (Its `serialize` cannot
-/// be asked for the header alone: it reserves a buffer for the whole file first.)
+/// by name; each entry `"name":{"dtype":..,"shape":[..],"data_offsets":[start,end]}` as the
+/// crate's `Metadata` serializes it with `serde_json`, `__metadata__` first; the JSON padded with
+/// spaces to a multiple of 8 bytes. The metadata map is written sorted, where the official writer
+/// takes a `HashMap` and so varies from run to run. The JSON is written here, in one buffer,
+/// rather than through the crate's `Metadata`, which copies every name and shape into a map
+/// first (and its `serialize` reserves a buffer for the whole file).
 fn header(
     tensors: &[(String, &dyn Leaf)],
-    shapes: &[Vec<usize>],
+    shapes: &[Cow<'_, [usize]>],
     metadata: &Metadata,
 ) -> Result<(Vec<u8>, Vec<usize>)> {
     let mut order: Vec<usize> = (0..tensors.len()).collect();
@@ -138,44 +140,46 @@ fn header(
             .cmp(&left.1.dtype())
             .then(left.0.cmp(&right.0))
     });
+    let layout_error =
+        |e: serde_json::Error| Error::format(0, format!("cannot write the header: {e}"));
+    let estimate: usize = tensors.iter().map(|(name, _)| name.len() + 72).sum();
+    let mut json = Vec::with_capacity(LEN_BYTES + estimate + 2);
+    json.extend_from_slice(&[0; LEN_BYTES]);
+    json.push(b'{');
+    if !metadata.is_empty() {
+        json.extend_from_slice(b"\"__metadata__\":");
+        serde_json::to_writer(&mut json, metadata).map_err(layout_error)?;
+    }
     let mut offset = 0usize;
-    let mut infos = Vec::with_capacity(order.len());
     for &i in &order {
         let (name, leaf) = &tensors[i];
         let end = offset.checked_add(leaf.data_len()).ok_or_else(|| {
             Error::format(0, format!("tensor `{name}` ends past the largest offset"))
         })?;
-        let info = TensorInfo {
-            dtype: leaf.dtype(),
-            shape: shapes[i].clone(),
-            data_offsets: (offset, end),
-        };
-        infos.push((name.clone(), info));
+        if json.len() > LEN_BYTES + 1 {
+            json.push(b',');
+        }
+        serde_json::to_writer(&mut json, name).map_err(layout_error)?;
+        json.extend_from_slice(b":{\"dtype\":");
+        serde_json::to_writer(&mut json, &leaf.dtype()).map_err(layout_error)?;
+        json.extend_from_slice(b",\"shape\":");
+        serde_json::to_writer(&mut json, &*shapes[i]).map_err(layout_error)?;
+        json.extend_from_slice(b",\"data_offsets\":");
+        serde_json::to_writer(&mut json, &(offset, end)).map_err(layout_error)?;
+        json.push(b'}');
         offset = end;
     }
-    let entries = HeaderMetadata::new(None, infos)
-        .map_err(|e| Error::format(0, format!("cannot lay out the header: {e}")))?;
-    let layout_error =
-        |e: serde_json::Error| Error::format(0, format!("cannot write the header: {e}"));
-    let mut json = serde_json::to_string(&entries).map_err(layout_error)?;
-    if !metadata.is_empty() {
-        let map = serde_json::to_string(metadata).map_err(layout_error)?;
-        let rest = json.get(1..).unwrap_or("}");
-        let comma = if rest == "}" { "" } else { "," };
-        json = format!("{{\"{METADATA_KEY}\":{map}{comma}{rest}");
-    }
-    let padded = json.len().next_multiple_of(LEN_BYTES);
+    json.push(b'}');
+    let padded = (json.len() - LEN_BYTES).next_multiple_of(LEN_BYTES);
     if padded as u64 > MAX_HEADER_LEN {
         return Err(Error::format(
             0,
             format!("the header would take {padded} bytes, over the limit of {MAX_HEADER_LEN}"),
         ));
     }
-    let mut head = Vec::with_capacity(LEN_BYTES + padded);
-    head.extend_from_slice(&(padded as u64).to_le_bytes());
-    head.extend_from_slice(json.as_bytes());
-    head.resize(LEN_BYTES + padded, b' ');
-    Ok((head, order))
+    json.resize(LEN_BYTES + padded, b' ');
+    json[..LEN_BYTES].copy_from_slice(&(padded as u64).to_le_bytes());
+    Ok((json, order))
 }
 
 /// A checked file about to be written: its header, and the order of the tensors' data.
@@ -190,10 +194,7 @@ impl Layout {
     /// header, before anything is written anywhere.
     pub(crate) fn new(tensors: &[(String, &dyn Leaf)], metadata: &Metadata) -> Result<Self> {
         check_names(tensors.iter().map(|(name, _)| name.as_str()))?;
-        let shapes: Vec<Vec<usize>> = tensors
-            .iter()
-            .map(|(_, leaf)| leaf.shape().into_owned())
-            .collect();
+        let shapes: Vec<Cow<'_, [usize]>> = tensors.iter().map(|(_, leaf)| leaf.shape()).collect();
         for ((name, leaf), shape) in tensors.iter().zip(&shapes) {
             check_size(name, *leaf, shape)?;
         }
