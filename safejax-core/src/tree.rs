@@ -198,30 +198,33 @@ impl Tree {
     pub fn unflatten(flat: impl IntoIterator<Item = (String, Tensor)>) -> Result<Tree> {
         let mut root = Tree::new();
         for (key, tensor) in flat {
-            let parts: Vec<&str> = key.split('.').collect();
-            if parts.iter().any(|p| p.is_empty()) {
-                return Err(KeyError::new(&key, "has an empty segment").into());
-            }
-            let (leaf, dirs) = parts.split_last().unwrap_or((&"", &[]));
-            let mut level = &mut root;
-            for dir in dirs {
-                let entry = level
-                    .entries
-                    .entry((*dir).to_owned())
-                    .or_insert_with(|| Node::Tree(Tree::new()));
-                level = match entry {
-                    Node::Tree(tree) => tree,
-                    Node::Tensor(_) => return Err(conflict(&key)),
-                };
-            }
-            if level.entries.contains_key(*leaf) {
-                return Err(conflict(&key));
-            }
-            level
-                .entries
-                .insert((*leaf).to_owned(), Node::Tensor(tensor));
+            root.insert_key(&key, tensor)?;
         }
         Ok(root)
+    }
+
+    /// Inserts `tensor` at the `.`-joined `key`, making the dicts on the way.
+    fn insert_key(&mut self, key: &str, tensor: Tensor) -> Result<()> {
+        if key.split('.').any(str::is_empty) {
+            return Err(KeyError::new(key, "has an empty segment").into());
+        }
+        let (dirs, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+        let mut level = self;
+        for dir in dirs.split('.').filter(|_| !dirs.is_empty()) {
+            let entry = level
+                .entries
+                .entry(dir.to_owned())
+                .or_insert_with(|| Node::Tree(Tree::new()));
+            level = match entry {
+                Node::Tree(tree) => tree,
+                Node::Tensor(_) => return Err(conflict(key)),
+            };
+        }
+        if level.entries.contains_key(leaf) {
+            return Err(conflict(key));
+        }
+        level.entries.insert(leaf.to_owned(), Node::Tensor(tensor));
+        Ok(())
     }
 }
 
@@ -519,11 +522,11 @@ pub(crate) fn deserialize_tree(bytes: &[u8]) -> Result<(Tree, Metadata)> {
 }
 
 pub(crate) fn tree_of(parsed: Parsed<'_>) -> Result<(Tree, Metadata)> {
-    let flat = parsed
-        .iter()
-        .map(|(name, tensor)| Ok((name.to_owned(), Tensor::from_ref(&tensor)?)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((Tree::unflatten(flat)?, parsed.metadata))
+    let mut tree = Tree::new();
+    for (name, tensor) in parsed.iter() {
+        tree.insert_key(name, Tensor::from_ref(&tensor)?)?;
+    }
+    Ok((tree, parsed.metadata))
 }
 
 macro_rules! dict_api {
