@@ -270,6 +270,54 @@ struct HaikuModel {
     top: Proj,
 }
 
+/// Haiku's `MultiHeadAttention`: every projection is made while the module runs, joined with `/`.
+#[derive(SafeParams, Debug, PartialEq)]
+#[safejax(sep = "/")]
+struct Attention {
+    query: Proj,
+    key: Proj,
+    value: Proj,
+    /// A field's own `sep` wins over the struct's.
+    #[safejax(sep = "/~/")]
+    norm: Proj,
+}
+
+#[derive(SafeParams, Debug, PartialEq)]
+#[safejax(style = "haiku", sep = "/")]
+struct Transformer {
+    #[safejax(rename = "multi_head_attention")]
+    attention: Attention,
+}
+
+#[test]
+fn a_struct_wide_separator_joins_every_field() {
+    let proj = |x: f32| Proj { w: a2(1, 1, x) };
+    let model = Transformer {
+        attention: Attention {
+            query: proj(1.0),
+            key: proj(2.0),
+            value: proj(3.0),
+            norm: proj(4.0),
+        },
+    };
+    assert_eq!(
+        keys(&model, Style::Haiku),
+        [
+            "multi_head_attention/key.w",
+            "multi_head_attention/query.w",
+            "multi_head_attention/value.w",
+            "multi_head_attention/~/norm.w",
+        ]
+    );
+    // Flax and Objax have no module separators: the attribute changes nothing there.
+    assert_eq!(keys(&model, Style::Flax)[0], "multi_head_attention.key.w");
+    assert_eq!(
+        keys(&model, Style::Objax)[0],
+        "(Transformer).multi_head_attention(Attention).key(Proj).w::TrainVar"
+    );
+    round_trip(&model);
+}
+
 #[test]
 fn haiku_separators_per_field() {
     let model = HaikuModel {

@@ -15,7 +15,15 @@ use crate::ctxt::Ctxt;
 const SAFEJAX: &str = "safejax";
 
 /// The keys accepted on the struct.
-const CONTAINER_KEYS: &[&str] = &["style", "collection", "class", "crate", "bound", "borrow"];
+const CONTAINER_KEYS: &[&str] = &[
+    "style",
+    "collection",
+    "class",
+    "crate",
+    "bound",
+    "borrow",
+    "sep",
+];
 
 /// The keys accepted on a field.
 const FIELD_KEYS: &[&str] = &["rename", "skip", "default", "collection", "class", "sep"];
@@ -55,6 +63,7 @@ pub struct ContainerAttrs {
     pub krate: Option<Attr<syn::Path>>,
     pub bound: Option<Attr<Vec<WherePredicate>>>,
     pub borrow: Option<Attr<()>>,
+    pub sep: Option<Attr<Sep>>,
 }
 
 /// The attributes of one field.
@@ -111,6 +120,8 @@ impl ContainerAttrs {
                 }
                 // #[safejax(borrow)]
                 "borrow" => out.borrow = entry.flag(cx),
+                // #[safejax(sep = "/")]
+                "sep" => out.sep = entry.sep(cx),
                 // #[safejax(bound = "T: safejax::Element")]
                 "bound" => {
                     if let Some(lit) = entry.string(cx) {
@@ -151,20 +162,7 @@ impl FieldAttrs {
                 // #[safejax(class = "Sequential")]
                 "class" => out.class = entry.name_value(cx),
                 // #[safejax(sep = "/")]
-                "sep" => {
-                    if let Some(lit) = entry.string(cx) {
-                        match lit.value().as_str() {
-                            "/~/" => out.sep = Some(entry.attr(&lit, Sep::Constructor)),
-                            "/" => out.sep = Some(entry.attr(&lit, Sep::Call)),
-                            other => cx.error(
-                                lit.span(),
-                                format_args!(
-                                    "unknown safejax `sep` `{other}`, expected `/` (created in `__call__`) or `/~/` (created in `__init__`)"
-                                ),
-                            ),
-                        }
-                    }
-                }
+                "sep" => out.sep = entry.sep(cx),
                 _ => entry.unknown(cx),
             }
         }
@@ -247,6 +245,24 @@ impl Entry {
 
     fn name_value(&self, cx: &Ctxt) -> Option<Attr<String>> {
         self.string(cx).map(|lit| self.attr(&lit, lit.value()))
+    }
+
+    /// A Haiku separator: `"/"` or `"/~/"`.
+    fn sep(&self, cx: &Ctxt) -> Option<Attr<Sep>> {
+        let lit = self.string(cx)?;
+        match lit.value().as_str() {
+            "/~/" => Some(self.attr(&lit, Sep::Constructor)),
+            "/" => Some(self.attr(&lit, Sep::Call)),
+            other => {
+                cx.error(
+                    lit.span(),
+                    format_args!(
+                        "unknown safejax `sep` `{other}`, expected `/` (created in `__call__`) or `/~/` (created in `__init__`)"
+                    ),
+                );
+                None
+            }
+        }
     }
 
     /// A flag such as `skip`, which takes no value.

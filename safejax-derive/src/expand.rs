@@ -128,7 +128,8 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
 
     let class = cont.class();
     let node_collection = option_str(cont.attrs.collection.as_ref().map(|c| c.value.as_str()));
-    let field_infos = stored.iter().map(|field| field_info(field));
+    let container_sep = cont.attrs.sep.as_ref().map(|sep| sep.value);
+    let field_infos = stored.iter().map(|field| field_info(field, container_sep));
     let count = stored.len();
     let fields_const = (count > 0).then(|| {
         quote! {
@@ -340,12 +341,19 @@ fn option_str(value: Option<&str>) -> TokenStream {
     }
 }
 
-fn field_info(field: &Field) -> TokenStream {
+/// A field's static description; its separator is its own `sep`, else the struct's.
+fn field_info(field: &Field, container_sep: Option<Sep>) -> TokenStream {
     let name = option_str(field.key_name().as_deref());
     let position = field.index;
     let class = option_str(field.attrs.class.as_ref().map(|c| c.value.as_str()));
     let collection = option_str(field.attrs.collection.as_ref().map(|c| c.value.as_str()));
-    let sep = match field.attrs.sep.as_ref().map(|sep| sep.value) {
+    let sep = match field
+        .attrs
+        .sep
+        .as_ref()
+        .map(|sep| sep.value)
+        .or(container_sep)
+    {
         Some(Sep::Call) => quote!(Call),
         Some(Sep::Constructor) | None => quote!(Constructor),
     };
