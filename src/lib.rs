@@ -5,6 +5,9 @@
 //! `load` them: the files are the ones Python's `safejax` writes for that framework, byte for
 //! byte, and Python reads the files Rust writes.
 //!
+//! Arrays are those of **ndarray 0.17**, re-exported as [`ndarray`]: an `Array` of another
+//! ndarray major is another type, which the derive refuses.
+//!
 //! ```
 //! use ndarray::{Array1, Array2};
 //! use safejax::{SafeParams, Style};

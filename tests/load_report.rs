@@ -281,3 +281,21 @@ fn recursive_types_read_back_and_stop_at_absent_children() {
         tree
     );
 }
+
+/// `fn main() -> Result<(), safejax::Error>` prints `Error: {err:?}`: the readable report, as
+/// `{}` gives it; `{:#?}` keeps the structure.
+#[test]
+fn an_error_returned_from_main_reads_as_the_report() {
+    let bytes = common::fixture_bytes("haiku_mlp");
+    let err = Mlp::from_bytes(&bytes)
+        .err()
+        .unwrap_or_else(|| panic!("a Haiku MLP loaded as the Flax one"));
+    let debug = format!("{err:?}");
+    assert_eq!(debug, err.to_string());
+    assert!(debug.starts_with("the file does not fit: "), "{debug}");
+    let structured = format!("{err:#?}");
+    assert!(
+        structured.starts_with("Load(\n    LoadReport {"),
+        "{structured}"
+    );
+}

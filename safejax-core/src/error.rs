@@ -10,7 +10,21 @@ use safetensors::Dtype;
 ///
 /// Every variant that concerns a tensor names its key; file errors name the path; errors in the
 /// bytes of a file name the byte offset.
-#[derive(Debug, thiserror::Error)]
+///
+/// `{:?}` prints the message, as `{}` does, so that `fn main() -> Result<(), safejax::Error>`
+/// shows a failed load as the readable report; `{:#?}` prints the structure.
+///
+/// ```
+/// use ndarray::Array1;
+/// use safejax_core::{Error, SafeParams};
+///
+/// let bytes = vec![Array1::<f32>::zeros(2)].to_bytes()?;
+/// let err: Error = Vec::<ndarray::Array2<f32>>::from_bytes(&bytes).unwrap_err();
+/// assert_eq!(format!("{err:?}"), err.to_string());
+/// assert!(format!("{err:#?}").starts_with("Load("));
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Reading or writing a file failed.
@@ -83,6 +97,53 @@ pub enum Error {
         /// What does not match.
         problem: LeafProblem,
     },
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return fmt::Display::fmt(self, f);
+        }
+        match self {
+            Error::Io {
+                action,
+                path,
+                source,
+            } => f
+                .debug_struct("Io")
+                .field("action", action)
+                .field("path", path)
+                .field("source", source)
+                .finish(),
+            Error::ReadOnly { path, mode } => f
+                .debug_struct("ReadOnly")
+                .field("path", path)
+                .field("mode", mode)
+                .finish(),
+            Error::Write(source) => f.debug_tuple("Write").field(source).finish(),
+            Error::Format { offset, reason } => f
+                .debug_struct("Format")
+                .field("offset", offset)
+                .field("reason", reason)
+                .finish(),
+            Error::Load(report) => f.debug_tuple("Load").field(report).finish(),
+            Error::DuplicateKey { key } => {
+                f.debug_struct("DuplicateKey").field("key", key).finish()
+            }
+            Error::ReservedKey { key } => f.debug_struct("ReservedKey").field("key", key).finish(),
+            Error::Invalid { key, reason } => f
+                .debug_struct("Invalid")
+                .field("key", key)
+                .field("reason", reason)
+                .finish(),
+            Error::Key(error) => f.debug_tuple("Key").field(error).finish(),
+            Error::Tensor { key, problem } => f
+                .debug_struct("Tensor")
+                .field("key", key)
+                .field("problem", problem)
+                .finish(),
+        }
+    }
 }
 
 fn at_key(key: &str) -> String {

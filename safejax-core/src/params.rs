@@ -60,7 +60,8 @@ pub trait VisitorMut {
     message = "`{Self}` cannot be stored by safejax",
     label = "not a tensor, a scalar or a `#[derive(SafeParams)]` type",
     note = "fields must be ndarray arrays or scalars of f32, f64, f16, bf16, i8..i64, u8..u64 or bool, `safejax::Tensor`, types deriving `SafeParams`, or Vec, arrays, Option, Box, Arc and String-keyed maps of those",
-    note = "fields that borrow the file's bytes (`ndarray::ArrayView`) need `#[safejax(borrow)]` on a struct with a lifetime"
+    note = "fields that borrow the file's bytes (`ndarray::ArrayView`) need `#[safejax(borrow)]` on a struct with a lifetime",
+    note = "arrays must be of ndarray 0.17, the version safejax uses: an `Array` of another ndarray version is another type (depend on ndarray 0.17, or use the re-export `safejax::ndarray`)"
 )]
 pub trait SafeParams: Sized {
     /// The style `save`, `load` and friends use when this type is the root.
