@@ -844,3 +844,77 @@ fn objax_mlp_fixture() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Numbering of list elements
+
+#[derive(SafeParams, Debug, PartialEq, Clone)]
+struct Norm {
+    scale: Array1<f32>,
+    offset: Array1<f32>,
+}
+
+/// Haiku's repeated modules (`layer_norm`, `layer_norm_1`), children named by their index
+/// (`layer.0`), and numbered parameters.
+#[derive(SafeParams, Debug, PartialEq)]
+#[safejax(style = "haiku", sep = "/")]
+struct Numbered {
+    #[safejax(numbering = "haiku")]
+    layer_norm: Vec<Norm>,
+    #[safejax(numbering = "nested")]
+    layer: [Norm; 2],
+    #[safejax(numbering = "haiku")]
+    w: Vec<Array1<f32>>,
+    blocks: Vec<Norm>,
+}
+
+fn numbered(norms: usize) -> Numbered {
+    let norm = |x: f32| Norm {
+        scale: array![x],
+        offset: array![-x],
+    };
+    Numbered {
+        layer_norm: (0..norms).map(|i| norm(i as f32)).collect(),
+        layer: [norm(10.0), norm(11.0)],
+        w: vec![array![1.0f32], array![2.0f32], array![3.0f32]],
+        blocks: vec![norm(20.0)],
+    }
+}
+
+#[test]
+fn lists_numbered_as_haiku_names_repeated_modules() {
+    let model = numbered(3);
+    assert_eq!(
+        keys(&model, Style::Haiku),
+        [
+            "blocks_0.offset",
+            "blocks_0.scale",
+            "layer/0.offset",
+            "layer/0.scale",
+            "layer/1.offset",
+            "layer/1.scale",
+            "layer_norm.offset",
+            "layer_norm.scale",
+            "layer_norm_1.offset",
+            "layer_norm_1.scale",
+            "layer_norm_2.offset",
+            "layer_norm_2.scale",
+            "w",
+            "w_1",
+            "w_2",
+        ]
+    );
+    let flax = keys(&model, Style::Flax);
+    assert!(flax.contains(&"layer.1.scale".to_owned()), "{flax:?}");
+    assert!(flax.contains(&"layer_norm_2.offset".to_owned()), "{flax:?}");
+    // Objax writes every list as `[i]`, whatever the numbering.
+    let objax = keys(&model, Style::Objax);
+    assert!(
+        objax.contains(&"(Numbered).layer_norm(ModuleList)[0](Norm).scale::TrainVar".to_owned()),
+        "{objax:?}"
+    );
+    round_trip(&model);
+    for norms in [0, 1, 2, 11] {
+        round_trip(&numbered(norms));
+    }
+}

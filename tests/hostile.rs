@@ -887,6 +887,7 @@ const fn field(name: &'static str, position: usize) -> FieldInfo {
         class: None,
         collection: None,
         sep: HaikuSep::Constructor,
+        numbering: safejax::Numbering::Index,
     }
 }
 

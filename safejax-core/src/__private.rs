@@ -4,7 +4,7 @@ pub use core::default::Default;
 pub use core::marker::Sized;
 pub use core::option::Option::{self, None, Some};
 
-pub use crate::key::{FieldInfo, HaikuSep, KeyPath, NodeInfo};
+pub use crate::key::{FieldInfo, HaikuSep, KeyPath, NodeInfo, Numbering};
 pub use crate::params::{SafeParams, Visitor, VisitorMut};
 pub use crate::reader::Reader;
 pub use crate::style::Style;
@@ -157,3 +157,17 @@ pub const fn view_default_field<'a, T: SafeView<'a> + Default>() -> ViewFieldOps
         read: read_view_field_or_default::<T>,
     }
 }
+
+/// A list: what `numbering` may be put on.
+#[diagnostic::on_unimplemented(
+    message = "`numbering` needs a list field: `{Self}` is not a `Vec` or an array",
+    label = "not a `Vec` or an array"
+)]
+pub trait List {}
+
+impl<T> List for Vec<T> {}
+impl<T, const N: usize> List for [T; N] {}
+
+/// Fails to compile unless `T` is a list.
+#[inline]
+pub fn require_list<T: List>() {}

@@ -40,6 +40,26 @@ impl HaikuSep {
     }
 }
 
+/// How the elements of a list field are named in Flax and Haiku keys (Objax always writes
+/// `[i]`).
+///
+/// ```
+/// use safejax_core::Numbering;
+/// assert_eq!(Numbering::default(), Numbering::Index);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Numbering {
+    /// `blocks_0`, `blocks_1`, ...: the element's index joined to the list's name (the default).
+    #[default]
+    Index,
+    /// `layer_norm`, `layer_norm_1`, `layer_norm_2`, ...: Haiku's names for modules created with
+    /// the same name in one scope, the first without a number.
+    Haiku,
+    /// `layer.0`, `layer.1`, ...: the list is a module whose elements are its children named by
+    /// their index (`name=str(i)` submodules, Hugging Face's Flax models).
+    Nested,
+}
+
 /// What names one step of a [`KeyPath`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SegmentName {
@@ -63,6 +83,8 @@ pub struct Segment {
     pub class: Option<Cow<'static, str>>,
     /// How Haiku joins this step to the module before it.
     pub sep: HaikuSep,
+    /// How the elements of the list this step leads to are named, if it is one.
+    pub numbering: Numbering,
 }
 
 impl Segment {
@@ -72,6 +94,7 @@ impl Segment {
             name: SegmentName::Field(name.into()),
             class: None,
             sep: HaikuSep::default(),
+            numbering: Numbering::default(),
         }
     }
 
@@ -80,6 +103,7 @@ impl Segment {
             name,
             class: None,
             sep: HaikuSep::default(),
+            numbering: Numbering::default(),
         }
     }
 
@@ -100,8 +124,10 @@ pub struct FieldInfo {
     pub class: Option<&'static str>,
     /// The `collection` attribute of the field.
     pub collection: Option<&'static str>,
-    /// The `sep` attribute of the field.
+    /// The `sep` attribute of the field (or of its struct).
     pub sep: HaikuSep,
+    /// The `numbering` attribute of a list field.
+    pub numbering: Numbering,
 }
 
 /// The static description of a derived type, as `#[derive(SafeParams)]` writes it.
@@ -234,6 +260,7 @@ impl KeyPath {
             name,
             class: field.class.map(Cow::Borrowed),
             sep: field.sep,
+            numbering: field.numbering,
         });
         let saved = Saved {
             collection: field
@@ -357,6 +384,7 @@ mod tests {
         class: None,
         collection: None,
         sep: HaikuSep::Constructor,
+        numbering: Numbering::Index,
     };
 
     #[test]

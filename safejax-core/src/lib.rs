@@ -51,7 +51,7 @@ pub use error::{
 };
 pub use format::Metadata;
 pub use io::{Input, Loaded, Loader, Part, Saver};
-pub use key::{FieldInfo, HaikuSep, KeyPath, NodeInfo, Segment, SegmentName};
+pub use key::{FieldInfo, HaikuSep, KeyPath, NodeInfo, Numbering, Segment, SegmentName};
 pub use params::{SafeParams, Visitor, VisitorMut};
 pub use reader::{PartSpec, Presence, Reader};
 pub use safetensors::Dtype;

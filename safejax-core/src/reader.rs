@@ -9,7 +9,7 @@ use safetensors::tensor::TensorView;
 use crate::dtype::DtypePolicy;
 use crate::error::{KeyProblem, LeafProblem, LoadReport};
 use crate::format::{Parsed, Staged, TensorRef};
-use crate::key::{KeyPath, MAX_DEPTH, check_name, depth_reason};
+use crate::key::{KeyPath, MAX_DEPTH, Numbering, check_name, depth_reason};
 use crate::style::Style;
 
 /// Which collections a file holds, and whether its keys name the collection.
@@ -350,6 +350,10 @@ impl<'d> Reader<'d> {
     /// The indices `i`, sorted, for which some key lies under the element `i` of the list at
     /// `path`: the keys that render the element's index exactly (`blocks_1.`, not `blocks_10.`).
     fn indices_under(&self, path: &mut KeyPath) -> Vec<usize> {
+        let numbering = path.last().map_or(Numbering::Index, |list| list.numbering);
+        if numbering == Numbering::Haiku && self.style != Style::Objax {
+            return self.haiku_indices_under(path);
+        }
         path.push_index(0);
         let zero = self.style.prefix(path);
         path.pop();
@@ -377,6 +381,36 @@ impl<'d> Reader<'d> {
                 && let Ok(index) = rest[..digits].parse::<usize>()
             {
                 found.push(index);
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    /// [`Reader::indices_under`] for Haiku's numbering: the list's own name for the first
+    /// element (`layer_norm.scale`, `layer_norm/~/...`), `_<i>` after it for the others.
+    fn haiku_indices_under(&self, path: &mut KeyPath) -> Vec<usize> {
+        path.push_index(0);
+        let first = self.style.prefix(path);
+        path.pop();
+        let mut found = Vec::new();
+        let mut at = self.seek(&first);
+        while let Some(&name) = self.names.get(at) {
+            at += 1;
+            let Some(rest) = text(&self.parts, name).strip_prefix(first.as_str()) else {
+                break;
+            };
+            if rest.is_empty() || rest.starts_with(['.', '/']) {
+                found.push(0);
+            } else if let Some(number) = rest.strip_prefix('_') {
+                let digits = number.bytes().take_while(u8::is_ascii_digit).count();
+                if digits > 0
+                    && !number.starts_with('0')
+                    && let Ok(index) = number[..digits].parse::<usize>()
+                {
+                    found.push(index);
+                }
             }
         }
         found.sort_unstable();

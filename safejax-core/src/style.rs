@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::KeyError;
-use crate::key::{HaikuSep, KeyPath, Segment, SegmentName};
+use crate::key::{HaikuSep, KeyPath, Numbering, Segment, SegmentName};
 
 /// How keys are written: the conventions of one JAX framework.
 ///
@@ -111,18 +111,35 @@ impl Style {
         }
     }
 
-    /// Joins the steps; unless `all_modules`, the last step that is not a list element is the
-    /// parameter name, joined with `.` in Haiku.
+    /// Joins the steps; unless `all_modules`, the last step that is not joined to the one before
+    /// it is the parameter name, joined with `.` in Haiku. A list element is joined to its list
+    /// by the list's [`Numbering`]: `_<i>`; nothing for the first with Haiku's numbering and
+    /// `_<i>` for the others; or as a module named `<i>`.
     fn render_steps(self, segments: &[Segment], out: &mut String, all_modules: bool) {
         let start = out.len();
+        let numbering = |i: usize| match i.checked_sub(1).map(|at| &segments[at]) {
+            Some(list) if segments[i].is_element() => list.numbering,
+            _ => Numbering::Index,
+        };
+        let joined = |i: usize| segments[i].is_element() && numbering(i) != Numbering::Nested;
         for (i, segment) in segments.iter().enumerate() {
-            if segment.is_element() && out.len() > start {
+            let element = joined(i);
+            if element && numbering(i) == Numbering::Haiku && segment.name == SegmentName::Index(0)
+            {
+                continue;
+            }
+            if element && out.len() > start {
                 out.push('_');
             } else if out.len() > start {
-                // The parameter name is the last step that is not a list element.
-                let leaf = !all_modules && !segments[i + 1..].iter().any(|s| !s.is_element());
+                // The parameter name is the last step that is not joined to the one before.
+                let leaf = !all_modules && !(i + 1..segments.len()).any(|j| !joined(j));
+                // A nested element is joined to its list as the list is to its parent.
+                let sep = match i.checked_sub(1) {
+                    Some(list) if segment.is_element() => segments[list].sep,
+                    _ => segment.sep,
+                };
                 out.push_str(match self {
-                    Style::Haiku if !leaf => segment.sep.as_str(),
+                    Style::Haiku if !leaf => sep.as_str(),
                     _ => ".",
                 });
             }
@@ -444,6 +461,7 @@ mod tests {
             class: None,
             collection: None,
             sep: HaikuSep::Constructor,
+            numbering: crate::key::Numbering::Index,
         }
     }
 

@@ -26,7 +26,15 @@ const CONTAINER_KEYS: &[&str] = &[
 ];
 
 /// The keys accepted on a field.
-const FIELD_KEYS: &[&str] = &["rename", "skip", "default", "collection", "class", "sep"];
+const FIELD_KEYS: &[&str] = &[
+    "rename",
+    "skip",
+    "default",
+    "collection",
+    "class",
+    "sep",
+    "numbering",
+];
 
 /// An attribute value with the spans errors about it point at.
 pub struct Attr<T> {
@@ -54,6 +62,17 @@ pub enum Sep {
     Call,
 }
 
+/// How a list field's elements are named, from `numbering = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numbering {
+    /// `blocks_0`, `blocks_1`, ...
+    Index,
+    /// `layer_norm`, `layer_norm_1`, ...
+    Haiku,
+    /// `layer.0`, `layer.1`, ...
+    Nested,
+}
+
 /// The attributes of the struct itself.
 #[derive(Default)]
 pub struct ContainerAttrs {
@@ -75,6 +94,7 @@ pub struct FieldAttrs {
     pub collection: Option<Attr<String>>,
     pub class: Option<Attr<String>>,
     pub sep: Option<Attr<Sep>>,
+    pub numbering: Option<Attr<Numbering>>,
 }
 
 impl ContainerAttrs {
@@ -163,6 +183,26 @@ impl FieldAttrs {
                 "class" => out.class = entry.name_value(cx),
                 // #[safejax(sep = "/")]
                 "sep" => out.sep = entry.sep(cx),
+                // #[safejax(numbering = "haiku")]
+                "numbering" => {
+                    if let Some(lit) = entry.string(cx) {
+                        let numbering = match lit.value().as_str() {
+                            "index" => Some(Numbering::Index),
+                            "haiku" => Some(Numbering::Haiku),
+                            "nested" => Some(Numbering::Nested),
+                            other => {
+                                cx.error(
+                                    lit.span(),
+                                    format_args!(
+                                        "unknown safejax `numbering` `{other}`, expected `index` (`blocks_0`, `blocks_1`), `haiku` (`linear`, `linear_1`) or `nested` (`layer.0`, `layer.1`)"
+                                    ),
+                                );
+                                None
+                            }
+                        };
+                        out.numbering = numbering.map(|n| entry.attr(&lit, n));
+                    }
+                }
                 _ => entry.unknown(cx),
             }
         }

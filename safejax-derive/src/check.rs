@@ -74,6 +74,7 @@ fn check_skip_conflicts(cx: &Ctxt, cont: &Container) {
             ("collection", attrs.collection.as_ref().map(|a| a.key)),
             ("class", attrs.class.as_ref().map(|a| a.key)),
             ("sep", attrs.sep.as_ref().map(|a| a.key)),
+            ("numbering", attrs.numbering.as_ref().map(|a| a.key)),
         ];
         for (name, span) in others {
             if let Some(span) = span {

@@ -6,7 +6,7 @@ use syn::spanned::Spanned;
 use syn::{DeriveInput, Type};
 
 use crate::ast::{Container, Field};
-use crate::attr::{Sep, Style};
+use crate::attr::{Numbering, Sep, Style};
 use crate::check;
 use crate::ctxt::Ctxt;
 
@@ -188,6 +188,12 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
             let ops = ops(field);
             let i = Literal::usize_unsuffixed(stored_index);
             stored_index += 1;
+            // `numbering` needs a list: checked by a bound, at the attribute.
+            if let Some(numbering) = &field.attrs.numbering {
+                reads.push(quote_spanned! {at(numbering.span)=>
+                    _safejax::__private::require_list::<#ty>();
+                });
+            }
             reads.push(quote_spanned! {span=>
                 let #local = (#ops.read)(&__FIELDS[#i], __path, __reader);
             });
@@ -357,6 +363,11 @@ fn field_info(field: &Field, container_sep: Option<Sep>) -> TokenStream {
         Some(Sep::Call) => quote!(Call),
         Some(Sep::Constructor) | None => quote!(Constructor),
     };
+    let numbering = match field.attrs.numbering.as_ref().map(|n| n.value) {
+        Some(Numbering::Haiku) => quote!(Haiku),
+        Some(Numbering::Nested) => quote!(Nested),
+        Some(Numbering::Index) | None => quote!(Index),
+    };
     quote! {
         _safejax::__private::FieldInfo {
             name: #name,
@@ -364,6 +375,7 @@ fn field_info(field: &Field, container_sep: Option<Sep>) -> TokenStream {
             class: #class,
             collection: #collection,
             sep: _safejax::__private::HaikuSep::#sep,
+            numbering: _safejax::__private::Numbering::#numbering,
         }
     }
 }
