@@ -23,8 +23,29 @@ pub fn fixture_bytes(name: &str) -> Vec<u8> {
 
 /// The manifest entry of one fixture.
 pub fn manifest(name: &str) -> Value {
-    let text = std::fs::read_to_string(fixtures().join("manifest.json"))
-        .unwrap_or_else(|e| panic!("cannot read manifest: {e}"));
+    manifest_entry(&fixtures(), name)
+}
+
+/// The checkpoints of real models (Haiku's example transformer, Objax's WideResNet), with a
+/// manifest of the same format.
+pub fn real_models() -> PathBuf {
+    fixtures().join("real-models")
+}
+
+/// The path of one real-model checkpoint.
+pub fn real_model(name: &str) -> PathBuf {
+    real_models().join(format!("{name}.safetensors"))
+}
+
+/// The manifest entry of one real-model checkpoint.
+pub fn real_model_manifest(name: &str) -> Value {
+    manifest_entry(&real_models(), name)
+}
+
+fn manifest_entry(dir: &std::path::Path, name: &str) -> Value {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let all: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad manifest: {e}"));
     all["fixtures"][name].clone()
 }
