@@ -16,11 +16,10 @@
 //! and the output projection `linear`.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array, Array1, Array2, Array3, ArrayView1, Axis, Dimension, s};
-use safejax::{Error, KeyProblem, LeafProblem, LoadReport, Tree};
+use ndarray::{Array, Array1, Array2, Array3, ArrayView1, Axis, s};
+use safejax::{Error, SafeParams};
 
 /// The fixture's name, in `tests/fixtures/real-models/`.
 pub const NAME: &str = "haiku_transformer_lm";
@@ -40,23 +39,28 @@ const LAYER_NORM_EPS: f32 = 1e-5;
 const MASKED_LOGIT: f32 = -1e30;
 
 /// `hk.Linear`: `x @ w + b`.
+#[derive(SafeParams)]
 pub struct Linear {
     pub w: Array2<f32>,
     pub b: Array1<f32>,
 }
 
 /// `hk.LayerNorm(axis=-1, create_scale=True, create_offset=True)`.
+#[derive(SafeParams)]
 pub struct LayerNorm {
     pub scale: Array1<f32>,
     pub offset: Array1<f32>,
 }
 
 /// `hk.Embed`.
+#[derive(SafeParams)]
 pub struct Embed {
     pub embeddings: Array2<f32>,
 }
 
 /// `hk.MultiHeadAttention`: its projections are made while it runs, so joined with `/`.
+#[derive(SafeParams)]
+#[safejax(sep = "/")]
 pub struct MultiHeadAttention {
     pub query: Linear,
     pub key: Linear,
@@ -65,6 +69,8 @@ pub struct MultiHeadAttention {
 }
 
 /// The example's `LanguageModel`: embeddings in, logits out, around the transformer.
+#[derive(SafeParams)]
+#[safejax(sep = "/")]
 pub struct LanguageModel {
     pub positional_embeddings: Array2<f32>,
     pub embed: Embed,
@@ -74,13 +80,20 @@ pub struct LanguageModel {
 /// The example's `Transformer`: Haiku numbers each class's modules in creation order, so
 /// layer `i` uses `multi_head_attention[i]`, `layer_norm[2 * i]` and `[2 * i + 1]`,
 /// `linear[2 * i]` and `[2 * i + 1]`; the last `layer_norm` is the final one.
+#[derive(SafeParams)]
+#[safejax(sep = "/")]
 pub struct Transformer {
+    #[safejax(numbering = "haiku")]
     pub multi_head_attention: Vec<MultiHeadAttention>,
+    #[safejax(numbering = "haiku")]
     pub layer_norm: Vec<LayerNorm>,
+    #[safejax(numbering = "haiku")]
     pub linear: Vec<Linear>,
 }
 
 /// Every parameter of the model: the two top-level Haiku modules.
+#[derive(SafeParams)]
+#[safejax(style = "haiku")]
 pub struct Params {
     pub language_model: LanguageModel,
     pub transformer: Transformer,
@@ -95,147 +108,9 @@ fn real_models() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real-models")
 }
 
-/// Loads the checkpoint, reporting every missing, unread or mismatched tensor at once.
+/// Loads the checkpoint strictly: every tensor read, none missing, all problems in one report.
 pub fn load_params(path: impl AsRef<Path>) -> Result<Params, Error> {
-    let tree = safejax::haiku::deserialize_file(path)?;
-    let mut lookup = Lookup::new(&tree);
-    let params = Params {
-        language_model: LanguageModel {
-            positional_embeddings: lookup.array("language_model.positional_embeddings"),
-            embed: Embed {
-                embeddings: lookup.array("language_model/embed.embeddings"),
-            },
-            linear: lookup.linear("language_model/linear"),
-        },
-        transformer: Transformer {
-            multi_head_attention: (0..NUM_LAYERS)
-                .map(|i| {
-                    let module = haiku_name("transformer/multi_head_attention", i);
-                    MultiHeadAttention {
-                        query: lookup.linear(&format!("{module}/query")),
-                        key: lookup.linear(&format!("{module}/key")),
-                        value: lookup.linear(&format!("{module}/value")),
-                        linear: lookup.linear(&format!("{module}/linear")),
-                    }
-                })
-                .collect(),
-            layer_norm: (0..2 * NUM_LAYERS + 1)
-                .map(|i| {
-                    let module = haiku_name("transformer/layer_norm", i);
-                    LayerNorm {
-                        scale: lookup.array(&format!("{module}.scale")),
-                        offset: lookup.array(&format!("{module}.offset")),
-                    }
-                })
-                .collect(),
-            linear: (0..2 * NUM_LAYERS)
-                .map(|i| lookup.linear(&haiku_name("transformer/linear", i)))
-                .collect(),
-        },
-    };
-    lookup.finish()?;
-    Ok(params)
-}
-
-/// Haiku's name for the `i`-th module of a class: `linear`, `linear_1`, `linear_2`, ...
-fn haiku_name(base: &str, i: usize) -> String {
-    if i == 0 {
-        base.to_owned()
-    } else {
-        format!("{base}_{i}")
-    }
-}
-
-/// Reads tensors out of a tree by key, gathering problems the way a derived load does.
-struct Lookup<'a> {
-    tree: &'a Tree,
-    read: BTreeSet<String>,
-    report: LoadReport,
-}
-
-impl<'a> Lookup<'a> {
-    fn new(tree: &'a Tree) -> Self {
-        Lookup {
-            tree,
-            read: BTreeSet::new(),
-            report: LoadReport::default(),
-        }
-    }
-
-    /// The f32 array at `key`; an empty one if it cannot be read, the problem recorded.
-    fn array<D: Dimension>(&mut self, key: &str) -> Array<f32, D> {
-        self.read.insert(key.to_owned());
-        let converted = match self.tree.tensor(key) {
-            Some(tensor) => tensor.to_array(),
-            None => {
-                self.report.missing.push(key.to_owned());
-                return empty();
-            }
-        };
-        match converted {
-            Ok(array) => array,
-            Err(Error::Tensor { problem, .. }) => {
-                self.record(key, problem);
-                empty()
-            }
-            Err(other) => {
-                self.report.invalid.push(KeyProblem {
-                    key: key.to_owned(),
-                    reason: other.to_string(),
-                });
-                empty()
-            }
-        }
-    }
-
-    fn linear(&mut self, module: &str) -> Linear {
-        Linear {
-            w: self.array(&format!("{module}.w")),
-            b: self.array(&format!("{module}.b")),
-        }
-    }
-
-    fn record(&mut self, key: &str, problem: LeafProblem) {
-        let key = key.to_owned();
-        match problem {
-            LeafProblem::Dtype { expected, found } => {
-                self.report.dtype_mismatches.push(safejax::DtypeMismatch {
-                    key,
-                    expected,
-                    found,
-                })
-            }
-            LeafProblem::Shape { expected, found } => {
-                self.report.shape_mismatches.push(safejax::ShapeMismatch {
-                    key,
-                    expected,
-                    found,
-                })
-            }
-            other => self.report.invalid.push(KeyProblem {
-                key,
-                reason: other.to_string(),
-            }),
-        }
-    }
-
-    /// Fails with every problem found, including the file's tensors nothing read.
-    fn finish(mut self) -> Result<(), Error> {
-        for (key, _) in self.tree.flatten()? {
-            if !self.read.contains(&key) {
-                self.report.unexpected.push(key);
-            }
-        }
-        if self.report.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Load(Box::new(self.report)))
-        }
-    }
-}
-
-fn empty<D: Dimension>() -> Array<f32, D> {
-    Array::zeros(D::zeros(D::NDIM.unwrap_or(0)))
+    Params::load(path)
 }
 
 /// The token ids (batch, time) and the logits (batch, time, vocabulary) recorded in JAX.
