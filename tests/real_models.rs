@@ -116,3 +116,105 @@ fn transformer_load_reports_every_problem_at_once() {
         tensor_count(&real_model_manifest(WIDE_RESNET))
     );
 }
+
+mod wide_resnet {
+    //! objax.zoo's WideResNet, declared the natural way: its blocks in a `Vec` flattened into the
+    //! root `Sequential`, whose length only the file tells.
+
+    use ndarray::{Array1, Array2, Array4};
+    use safejax::SafeParams;
+
+    #[derive(SafeParams, Debug, PartialEq, Clone)]
+    #[safejax(class = "Conv2D")]
+    pub struct Conv2D {
+        pub w: Array4<f32>,
+    }
+
+    #[derive(SafeParams, Debug, PartialEq, Clone)]
+    #[safejax(class = "BatchNorm2D")]
+    pub struct BatchNorm2D {
+        pub beta: Array4<f32>,
+        pub gamma: Array4<f32>,
+        #[safejax(collection = "StateVar")]
+        pub running_mean: Array4<f32>,
+        #[safejax(collection = "StateVar")]
+        pub running_var: Array4<f32>,
+    }
+
+    /// A residual block; only those that change the width project their input.
+    #[derive(SafeParams, Debug, PartialEq, Clone)]
+    #[safejax(class = "WRNBlock")]
+    pub struct WrnBlock {
+        pub conv_1: Conv2D,
+        pub conv_2: Conv2D,
+        pub norm_1: BatchNorm2D,
+        pub norm_2: BatchNorm2D,
+        pub proj_conv: Option<Conv2D>,
+    }
+
+    #[derive(SafeParams, Debug, PartialEq, Clone)]
+    pub struct Relu;
+
+    #[derive(SafeParams, Debug, PartialEq, Clone)]
+    pub struct MeanReduce;
+
+    #[derive(SafeParams, Debug, PartialEq, Clone)]
+    #[safejax(class = "Linear")]
+    pub struct Linear {
+        pub w: Array2<f32>,
+        pub b: Array1<f32>,
+    }
+
+    /// `objax.zoo.wide_resnet.WideResNet`: a `Sequential` of a convolution, the blocks, a norm,
+    /// relu, a mean and the classifier.
+    #[derive(SafeParams, Debug, PartialEq, Clone)]
+    #[safejax(style = "objax", class = "WideResNet")]
+    pub struct WideResNet(
+        pub Conv2D,
+        #[safejax(flatten)] pub Vec<WrnBlock>,
+        pub BatchNorm2D,
+        pub Relu,
+        pub MeanReduce,
+        pub Linear,
+    );
+}
+
+#[test]
+fn objax_wide_resnet_loads_with_its_blocks_in_a_vec() {
+    use safejax::{SafeParams, Style};
+    use wide_resnet::WideResNet;
+    let model = WideResNet::load(real_model(WIDE_RESNET)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(model.1.len(), 6);
+    let projected: Vec<bool> = model.1.iter().map(|b| b.proj_conv.is_some()).collect();
+    assert_eq!(projected, [false, false, true, false, true, false]);
+    assert_eq!(model.5.w.dim(), (64, 10));
+    assert_eq!(
+        model.to_bytes().unwrap_or_else(|e| panic!("{e}")),
+        file_bytes(WIDE_RESNET)
+    );
+    // Any number of blocks, in every style: positions after the list follow its length.
+    for blocks in [0, 1, 3] {
+        let mut smaller = model.clone();
+        smaller.1.truncate(blocks);
+        let keys = smaller
+            .keys_in(Style::Flax)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let linear = format!("layers_{}.w", blocks + 4);
+        assert!(keys.contains(&linear), "{linear} not in {keys:?}");
+        let objax = smaller.keys().unwrap_or_else(|e| panic!("{e}"));
+        let linear = format!("(WideResNet)[{}](Linear).w::TrainVar", blocks + 4);
+        assert!(objax.contains(&linear), "{linear} not in {objax:?}");
+        for style in Style::ALL {
+            let bytes = safejax::Saver::new()
+                .style(style)
+                .to_bytes(&smaller)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let back = safejax::Loader::new()
+                .style(style)
+                .from_bytes::<WideResNet>(&bytes)
+                .unwrap_or_else(|e| panic!("{style}, {blocks} blocks: {e}"))
+                .value;
+            assert!(back == smaller, "{style}, {blocks} blocks");
+        }
+    }
+}

@@ -171,3 +171,175 @@ impl<T, const N: usize> List for [T; N] {}
 /// Fails to compile unless `T` is a list.
 #[inline]
 pub fn require_list<T: List>() {}
+
+/// A list whose elements take consecutive positions of a tuple struct (`flatten`).
+#[diagnostic::on_unimplemented(
+    message = "`flatten` needs a list field: `{Self}` is not a `Vec` or an array",
+    label = "not a `Vec` or an array"
+)]
+pub trait Flatten: Sized {
+    /// The element type.
+    type Item;
+    /// The length of an array; `None` for a `Vec`, whose length the file tells.
+    const LEN: Option<usize>;
+    /// The elements.
+    fn items(&self) -> &[Self::Item];
+    /// The elements, mutably.
+    fn items_mut(&mut self) -> &mut [Self::Item];
+    /// The list of these elements, if there are as many as it holds.
+    fn from_items(items: Vec<Self::Item>) -> Option<Self>;
+}
+
+impl<T> Flatten for Vec<T> {
+    type Item = T;
+    const LEN: Option<usize> = None;
+
+    fn items(&self) -> &[T] {
+        self
+    }
+
+    fn items_mut(&mut self) -> &mut [T] {
+        self
+    }
+
+    fn from_items(items: Vec<T>) -> Option<Self> {
+        Some(items)
+    }
+}
+
+impl<T, const N: usize> Flatten for [T; N] {
+    type Item = T;
+    const LEN: Option<usize> = Some(N);
+
+    fn items(&self) -> &[T] {
+        self
+    }
+
+    fn items_mut(&mut self) -> &mut [T] {
+        self
+    }
+
+    fn from_items(items: Vec<T>) -> Option<Self> {
+        items.try_into().ok()
+    }
+}
+
+/// `field` moved by `shift` positions, by the flattened lists before it.
+#[inline]
+pub fn shifted(field: &FieldInfo, shift: isize) -> FieldInfo {
+    FieldInfo {
+        position: field.position.wrapping_add_signed(shift),
+        ..*field
+    }
+}
+
+/// The `j`-th element of a flattened list at `field`.
+fn element_at(field: &FieldInfo, shift: isize, j: usize) -> FieldInfo {
+    FieldInfo {
+        position: field.position.wrapping_add_signed(shift).wrapping_add(j),
+        ..*field
+    }
+}
+
+fn add_shift(shift: &mut isize, len: usize) {
+    *shift = shift.wrapping_add_unsigned(len).wrapping_sub(1);
+}
+
+/// Visits a flattened list: each element at the next position; `shift` moves on by its length
+/// less one.
+fn visit_flattened<'a, L: Flatten>(
+    list: &'a L,
+    field: &FieldInfo,
+    shift: &mut isize,
+    path: &mut KeyPath,
+    visitor: &mut dyn Visitor<'a>,
+) where
+    L::Item: SafeParams,
+{
+    for (j, item) in list.items().iter().enumerate() {
+        visit_field(item, &element_at(field, *shift, j), path, visitor);
+    }
+    add_shift(shift, list.items().len());
+}
+
+/// [`visit_flattened`], mutably.
+fn visit_flattened_mut<L: Flatten>(
+    list: &mut L,
+    field: &FieldInfo,
+    shift: &mut isize,
+    path: &mut KeyPath,
+    visitor: &mut dyn VisitorMut,
+) where
+    L::Item: SafeParams,
+{
+    let len = list.items().len();
+    for (j, item) in list.items_mut().iter_mut().enumerate() {
+        visit_field_mut(item, &element_at(field, *shift, j), path, visitor);
+    }
+    add_shift(shift, len);
+}
+
+/// Reads a flattened list: an array's elements at the next positions; a `Vec`'s from the next
+/// position on, as long as keys lie under it; `shift` moves on by the length less one.
+fn read_flattened<L: Flatten>(
+    field: &FieldInfo,
+    shift: &mut isize,
+    path: &mut KeyPath,
+    reader: &mut Reader<'_>,
+) -> Option<L>
+where
+    L::Item: SafeParams,
+{
+    let mut items = Vec::new();
+    let mut failed = false;
+    let mut taken = 0;
+    for j in 0..L::LEN.unwrap_or(usize::MAX) {
+        let element = element_at(field, *shift, j);
+        if L::LEN.is_some() {
+            match read_field::<L::Item>(&element, path, reader) {
+                Some(item) => items.push(item),
+                None => failed = true,
+            }
+            taken += 1;
+            continue;
+        }
+        let saved = path.enter_field(&element);
+        let item = reader.optional(path, L::Item::read);
+        path.leave_field(saved);
+        match item {
+            crate::reader::Presence::Present(item) => items.push(item),
+            crate::reader::Presence::Absent => break,
+            crate::reader::Presence::Failed => failed = true,
+        }
+        taken += 1;
+    }
+    add_shift(shift, taken);
+    if failed {
+        return None;
+    }
+    L::from_items(items)
+}
+
+/// What a derived impl does with a flattened list field of type `L`; as with [`FieldOps`], one
+/// bound for the three methods, so that a field that is not a list is one error.
+pub struct FlattenOps<L> {
+    /// Visits the list.
+    pub visit: for<'a> fn(&'a L, &FieldInfo, &mut isize, &mut KeyPath, &mut dyn Visitor<'a>),
+    /// Visits the list mutably.
+    pub visit_mut: fn(&mut L, &FieldInfo, &mut isize, &mut KeyPath, &mut dyn VisitorMut),
+    /// Reads the list.
+    pub read: fn(&FieldInfo, &mut isize, &mut KeyPath, &mut Reader<'_>) -> Option<L>,
+}
+
+/// The operations on a flattened list field.
+#[inline]
+pub const fn flatten_field<L: Flatten>() -> FlattenOps<L>
+where
+    L::Item: SafeParams,
+{
+    FlattenOps {
+        visit: visit_flattened::<L>,
+        visit_mut: visit_flattened_mut::<L>,
+        read: read_flattened::<L>,
+    }
+}

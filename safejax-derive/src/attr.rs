@@ -34,6 +34,7 @@ const FIELD_KEYS: &[&str] = &[
     "class",
     "sep",
     "numbering",
+    "flatten",
 ];
 
 /// An attribute value with the spans errors about it point at.
@@ -95,6 +96,7 @@ pub struct FieldAttrs {
     pub class: Option<Attr<String>>,
     pub sep: Option<Attr<Sep>>,
     pub numbering: Option<Attr<Numbering>>,
+    pub flatten: Option<Attr<()>>,
 }
 
 impl ContainerAttrs {
@@ -183,6 +185,8 @@ impl FieldAttrs {
                 "class" => out.class = entry.name_value(cx),
                 // #[safejax(sep = "/")]
                 "sep" => out.sep = entry.sep(cx),
+                // #[safejax(flatten)]
+                "flatten" => out.flatten = entry.flag(cx),
                 // #[safejax(numbering = "haiku")]
                 "numbering" => {
                     if let Some(lit) = entry.string(cx) {

@@ -1,6 +1,8 @@
 //! Rules across attributes and fields, checked once the whole input is parsed.
 
-use crate::ast::Container;
+use proc_macro2::Span;
+
+use crate::ast::{Container, Field};
 use crate::attr::Attr;
 use crate::ctxt::Ctxt;
 
@@ -13,6 +15,96 @@ pub fn check(cx: &Ctxt, cont: &Container) {
     check_skip_conflicts(cx, cont);
     check_duplicate_segments(cx, cont);
     check_borrow(cx, cont);
+    check_flatten(cx, cont);
+}
+
+// `flatten` puts a list's elements at consecutive positions of a tuple struct; the file must
+// tell unambiguously where the list ends.
+fn check_flatten(cx: &Ctxt, cont: &Container) {
+    let flattened: Vec<&Field> = cont
+        .fields
+        .iter()
+        .filter(|f| f.attrs.flatten.is_some() && f.is_stored())
+        .collect();
+    let Some(first) = flattened.first() else {
+        return;
+    };
+    let span = |field: &Field| {
+        field
+            .attrs
+            .flatten
+            .as_ref()
+            .map_or(Span::call_site(), |a| a.key)
+    };
+    if !matches!(first.member, syn::Member::Unnamed(_)) {
+        for field in &flattened {
+            cx.error(
+                span(field),
+                "safejax `flatten` puts a list's elements at the struct's positions (`layers_<i>`, Objax `[i]`): it needs a tuple struct",
+            );
+        }
+        return;
+    }
+    if let Some(borrow) = &cont.attrs.borrow {
+        cx.error(
+            borrow.key,
+            "safejax `flatten` is not supported in a `borrow` struct",
+        );
+    }
+    for field in &flattened {
+        let others = [
+            ("rename", field.attrs.rename.as_ref().map(|a| a.key)),
+            ("numbering", field.attrs.numbering.as_ref().map(|a| a.key)),
+            ("default", field.attrs.default.as_ref().map(|a| a.key)),
+        ];
+        for (name, key) in others {
+            if let Some(key) = key {
+                cx.error(
+                    key,
+                    format_args!(
+                        "safejax `flatten` and `{name}` cannot be combined: a flattened list's elements have the struct's positions, not a name of their own"
+                    ),
+                );
+            }
+        }
+    }
+    // A list of fixed length (`[T; N]`) shifts what follows by a known amount.
+    let variable: Vec<&&Field> = flattened
+        .iter()
+        .filter(|f| !matches!(f.ty, syn::Type::Array(_)))
+        .collect();
+    if variable.len() > 1 {
+        for field in &variable[1..] {
+            cx.error(
+                span(field),
+                "safejax `flatten` on two lists of variable length: the file cannot tell where the first ends (make one an array `[T; N]`)",
+            );
+        }
+    }
+    let Some(list) = variable.first() else {
+        return;
+    };
+    for field in cont.fields.iter().filter(|f| f.index > list.index) {
+        if let Some(default) = &field.attrs.default {
+            cx.error(
+                default.key,
+                "safejax `default` after a flattened list of variable length: an absent field and a shorter list would read alike",
+            );
+        }
+    }
+    for field in &cont.fields {
+        if let Some(rename) = &field.attrs.rename
+            && rename
+                .value
+                .strip_prefix("layers_")
+                .is_some_and(|n| n.parse::<usize>().is_ok())
+        {
+            cx.error(
+                rename.span,
+                "safejax `rename = \"layers_<n>\"` in a struct with a flattened list: positions after the list depend on its length",
+            );
+        }
+    }
 }
 
 // `borrow` names the lifetime of the bytes a struct's views borrow: the struct needs one.
@@ -75,6 +167,7 @@ fn check_skip_conflicts(cx: &Ctxt, cont: &Container) {
             ("class", attrs.class.as_ref().map(|a| a.key)),
             ("sep", attrs.sep.as_ref().map(|a| a.key)),
             ("numbering", attrs.numbering.as_ref().map(|a| a.key)),
+            ("flatten", attrs.flatten.as_ref().map(|a| a.key)),
         ];
         for (name, span) in others {
             if let Some(span) = span {

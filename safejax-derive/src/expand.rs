@@ -49,6 +49,7 @@ fn wrap(import: &TokenStream, items: TokenStream) -> TokenStream {
         #[doc(hidden)]
         #[allow(
             non_upper_case_globals,
+            unused_assignments,
             unused_attributes,
             unused_qualifications,
             clippy::all
@@ -159,20 +160,41 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
         };
         quote_spanned!(at(ty.span())=> _safejax::__private::#ops::<#ty>())
     };
+    // With a flattened list, the positions after it move by its length less one: `__shift`.
+    let flattens = stored.iter().any(|field| field.attrs.flatten.is_some());
+    let shift = flattens.then(|| quote!(let mut __shift: isize = 0;));
+    let info = |i: &Literal| match flattens {
+        true => quote!(&_safejax::__private::shifted(&__FIELDS[#i], __shift)),
+        false => quote!(&__FIELDS[#i]),
+    };
     let visits = stored.iter().enumerate().map(|(i, field)| {
         let member = &field.member;
         let ops = ops(field);
         let i = Literal::usize_unsuffixed(i);
+        if field.attrs.flatten.is_some() {
+            let ty = field.ty;
+            return quote_spanned! {at(field.ty.span())=>
+                (_safejax::__private::flatten_field::<#ty>().visit)(&self.#member, &__FIELDS[#i], &mut __shift, __path, __visitor);
+            };
+        }
+        let info = info(&i);
         quote_spanned! {at(field.ty.span())=>
-            (#ops.visit)(&self.#member, &__FIELDS[#i], __path, __visitor);
+            (#ops.visit)(&self.#member, #info, __path, __visitor);
         }
     });
     let visits_mut = stored.iter().enumerate().map(|(i, field)| {
         let member = &field.member;
         let ops = ops(field);
         let i = Literal::usize_unsuffixed(i);
+        if field.attrs.flatten.is_some() {
+            let ty = field.ty;
+            return quote_spanned! {at(field.ty.span())=>
+                (_safejax::__private::flatten_field::<#ty>().visit_mut)(&mut self.#member, &__FIELDS[#i], &mut __shift, __path, __visitor);
+            };
+        }
+        let info = info(&i);
         quote_spanned! {at(field.ty.span())=>
-            (#ops.visit_mut)(&mut self.#member, &__FIELDS[#i], __path, __visitor);
+            (#ops.visit_mut)(&mut self.#member, #info, __path, __visitor);
         }
     });
 
@@ -194,9 +216,16 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
                     _safejax::__private::require_list::<#ty>();
                 });
             }
-            reads.push(quote_spanned! {span=>
-                let #local = (#ops.read)(&__FIELDS[#i], __path, __reader);
-            });
+            if field.attrs.flatten.is_some() {
+                reads.push(quote_spanned! {span=>
+                    let #local = (_safejax::__private::flatten_field::<#ty>().read)(&__FIELDS[#i], &mut __shift, __path, __reader);
+                });
+            } else {
+                let info = info(&i);
+                reads.push(quote_spanned! {span=>
+                    let #local = (#ops.read)(#info, __path, __reader);
+                });
+            }
             unwraps.push(quote! {
                 let _safejax::__private::Some(#local) = #local else {
                     return _safejax::__private::None;
@@ -221,6 +250,7 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
     };
     let read_body = quote! {
         let __saved = __path.enter_node(&__NODE);
+        #shift
         // Every field is read before any failure is acted on, so that one load reports every
         // problem.
         #(#reads)*
@@ -251,6 +281,7 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
                         __visitor: &mut dyn _safejax::__private::Visitor<'__a>,
                     ) {
                         let __saved = __path.enter_node(&__NODE);
+                        #shift
                         #(#visits)*
                         __path.leave_node(__saved);
                     }
@@ -261,6 +292,7 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
                         __visitor: &mut dyn _safejax::__private::VisitorMut,
                     ) {
                         let __saved = __path.enter_node(&__NODE);
+                        #shift
                         #(#visits_mut)*
                         __path.leave_node(__saved);
                     }
@@ -324,6 +356,7 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
                     __visitor: &mut dyn _safejax::__private::Visitor<'__v>,
                 ) {
                     let __saved = __path.enter_node(&__NODE);
+                    #shift
                     #(#visits)*
                     __path.leave_node(__saved);
                 }
