@@ -299,3 +299,204 @@ fn an_error_returned_from_main_reads_as_the_report() {
         "{structured}"
     );
 }
+
+/// A Flax model with batch statistics, saved as two files: `params` alone, without the prefix.
+#[derive(SafeParams, Debug, Clone, PartialEq)]
+#[safejax(collection = "params")]
+struct WithStats {
+    #[safejax(rename = "Dense_0")]
+    dense: Dense,
+    #[safejax(collection = "batch_stats")]
+    mean: Array1<f32>,
+}
+
+#[test]
+fn loading_some_collections_into_a_value_keeps_the_others() {
+    let model = WithStats {
+        dense: Dense {
+            kernel: Array2::from_elem((2, 2), 1.0),
+            bias: Array1::from_elem(2, 2.0),
+        },
+        mean: Array1::from_elem(2, 3.0),
+    };
+    let params = safejax::Saver::new()
+        .only(["params"])
+        .without_collection()
+        .to_bytes(&model)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut current = WithStats {
+        dense: Dense {
+            kernel: Array2::zeros((2, 2)),
+            bias: Array1::zeros(2),
+        },
+        mean: Array1::from_elem(2, 9.0),
+    };
+    let part = || {
+        safejax::Part::bytes(&params)
+            .collections(["params"])
+            .without_collection()
+    };
+    // Strictly, the collection no part holds is missing, and the report says what to do.
+    let err = Loader::new()
+        .read_into(&mut current, &[part()])
+        .err()
+        .unwrap_or_else(|| panic!("loaded without batch_stats"));
+    let report = report(err);
+    assert_eq!(report.missing, ["batch_stats.mean"]);
+    assert_eq!(
+        report.hints,
+        [
+            "no file was given for collection `batch_stats`: give a part that holds it, or, loading into an existing value, ask for `allow_missing` to keep its current tensors"
+        ]
+    );
+    // With `allow_missing`, the parameters are loaded and the statistics kept.
+    Loader::new()
+        .allow_missing()
+        .read_into(&mut current, &[part()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(current.dense, model.dense);
+    assert_eq!(current.mean, Array1::from_elem(2, 9.0));
+}
+
+#[derive(SafeParams, Debug)]
+struct ListBias {
+    kernel: Array2<f32>,
+    bias: Vec<f32>,
+}
+
+#[derive(SafeParams, Debug)]
+#[safejax(style = "flax", collection = "params")]
+struct ListBiasMlp {
+    #[safejax(rename = "Dense_0")]
+    hidden: ListBias,
+    #[safejax(rename = "Dense_1")]
+    out: Dense,
+}
+
+#[test]
+fn a_list_where_the_file_has_a_tensor_names_the_field_and_the_cause() {
+    let path = fixture("flax_mlp");
+    let expected = safejax::KeyProblem {
+        key: "params.Dense_0.bias".into(),
+        reason:
+            "is a tensor in the file, but the field here is a list: did you mean `Array1<f32>`?"
+                .into(),
+    };
+    let strict = report(
+        ListBiasMlp::load(&path)
+            .err()
+            .unwrap_or_else(|| panic!("loaded")),
+    );
+    assert_eq!(strict.invalid, std::slice::from_ref(&expected));
+    assert!(strict.unexpected.is_empty(), "{strict}");
+    let lenient = Loader::new()
+        .allow_unexpected()
+        .load::<ListBiasMlp>(&path)
+        .err()
+        .unwrap_or_else(|| panic!("an empty list was loaded for a tensor"));
+    assert_eq!(report(lenient).invalid, [expected]);
+}
+
+#[derive(SafeParams, Debug)]
+struct Norm {
+    scale: Array1<f32>,
+    offset: Array1<f32>,
+}
+
+#[derive(SafeParams, Debug)]
+#[safejax(style = "haiku")]
+struct IndexNumbered {
+    layer_norm: Vec<Norm>,
+}
+
+#[test]
+fn a_list_numbered_another_way_gets_a_numbering_hint() {
+    #[derive(SafeParams)]
+    #[safejax(style = "haiku")]
+    struct HaikuNumbered {
+        #[safejax(numbering = "haiku")]
+        layer_norm: Vec<Norm>,
+    }
+    let norm = || Norm {
+        scale: Array1::ones(2),
+        offset: Array1::zeros(2),
+    };
+    let bytes = HaikuNumbered {
+        layer_norm: vec![norm(), norm()],
+    }
+    .to_bytes()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = IndexNumbered::from_bytes(&bytes)
+        .err()
+        .unwrap_or_else(|| panic!("loaded"));
+    let report = report(err);
+    assert_eq!(report.unexpected.len(), 4);
+    assert_eq!(
+        report.hints,
+        [
+            "the list at `layer_norm` read no element, but the file has keys that `#[safejax(numbering = \"haiku\")]` on it would read"
+        ]
+    );
+}
+
+#[test]
+fn a_whole_file_mismatch_gets_one_hint_at_the_level_of_prefix_or_style() {
+    // A forgotten `collection = "params"`.
+    #[derive(SafeParams, Debug)]
+    struct NoCollection {
+        #[safejax(rename = "Dense_0")]
+        hidden: Dense,
+        #[safejax(rename = "Dense_1")]
+        out: Dense,
+    }
+    let path = fixture("flax_mlp");
+    let hints = report(
+        NoCollection::load(&path)
+            .err()
+            .unwrap_or_else(|| panic!("loaded")),
+    )
+    .hints;
+    assert_eq!(
+        hints,
+        [
+            "every key of the file starts with `params.`, which the value's keys lack: declare the collection (`#[safejax(collection = \"params\")]`)"
+        ]
+    );
+    // A file of the `params` collection alone, read as the whole variables.
+    let alone = safejax::Saver::new()
+        .without_collection()
+        .to_bytes(&Mlp::load(&path).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let hints = report(
+        Mlp::from_bytes(&alone)
+            .err()
+            .unwrap_or_else(|| panic!("loaded")),
+    )
+    .hints;
+    assert_eq!(
+        hints,
+        [
+            "the value's keys start with `params.` and the file's do not: the file holds that collection alone; read it with `Part::file(..).collections([\"params\"]).without_collection()`"
+        ]
+    );
+    // An Objax file read as Flax.
+    let objax = safejax::Saver::new()
+        .style(Style::Objax)
+        .to_bytes(&Mlp::load(&path).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = Mlp::from_bytes(&objax)
+        .err()
+        .unwrap_or_else(|| panic!("loaded"));
+    let text = err.to_string();
+    let hints = report(err).hints;
+    assert_eq!(
+        hints,
+        [
+            "the file's keys are objax keys, read here as flax: load in its style (`#[safejax(style = \"objax\")]` or `Loader::style`)"
+        ]
+    );
+    assert!(
+        text.contains("\nhint: the file's keys are objax keys"),
+        "{text}"
+    );
+}

@@ -313,6 +313,10 @@ pub struct LoadReport {
     pub dtype_mismatches: Vec<DtypeMismatch>,
     /// Other problems: invalid values, keys read twice, invalid map keys.
     pub invalid: Vec<KeyProblem>,
+    /// What the problems suggest about the value's declaration as a whole: a forgotten
+    /// collection, another style, another numbering of a list, a collection no file holds.
+    /// Not problems themselves: a report of hints alone is empty.
+    pub hints: Vec<String>,
 }
 
 impl LoadReport {
@@ -352,22 +356,24 @@ impl LoadReport {
         }
     }
 
-    pub(crate) fn lengths(&self) -> [usize; 5] {
+    pub(crate) fn lengths(&self) -> [usize; 6] {
         [
             self.missing.len(),
             self.unexpected.len(),
             self.shape_mismatches.len(),
             self.dtype_mismatches.len(),
             self.invalid.len(),
+            self.hints.len(),
         ]
     }
 
-    pub(crate) fn truncate(&mut self, lengths: [usize; 5]) {
+    pub(crate) fn truncate(&mut self, lengths: [usize; 6]) {
         self.missing.truncate(lengths[0]);
         self.unexpected.truncate(lengths[1]);
         self.shape_mismatches.truncate(lengths[2]);
         self.dtype_mismatches.truncate(lengths[3]);
         self.invalid.truncate(lengths[4]);
+        self.hints.truncate(lengths[5]);
     }
 
     /// The unexpected key most like `missing`, if one is close enough to be a likely typo.
@@ -456,6 +462,9 @@ impl fmt::Display for LoadReport {
             }
         }
         write!(f, "the file does not fit: {}", counts.join(", "))?;
+        for hint in &self.hints {
+            write!(f, "\nhint: {hint}")?;
+        }
         if !self.missing.is_empty() {
             f.write_str("\nmissing (needed, not in the file):")?;
             let suggester = Suggester::new(&self.unexpected);

@@ -180,6 +180,11 @@ impl KeyPath {
         &self.segments
     }
 
+    /// The steps, mutably.
+    pub(crate) fn segments_mut(&mut self) -> &mut [Segment] {
+        &mut self.segments
+    }
+
     /// The Objax class of the root, if the root declared one.
     pub fn root_class(&self) -> Option<&str> {
         self.root_class.as_deref()

@@ -94,6 +94,8 @@ pub struct Reader<'d> {
     hasher: RandomState,
     /// Whether two keys share a hash, which the index then holds one of.
     collisions: bool,
+    /// Keys asked for in collections that no file holds, with the collection.
+    uncovered: Vec<(String, String)>,
     report: LoadReport,
     hits: usize,
     /// Above zero while candidate map entries are tried: a key already read then counts as
@@ -148,6 +150,7 @@ impl<'d> Reader<'d> {
             index,
             hasher,
             collisions,
+            uncovered: Vec::new(),
             report: LoadReport::default(),
             hits: 0,
             probing: 0,
@@ -207,14 +210,11 @@ impl<'d> Reader<'d> {
     /// recorded as a problem.
     fn take(&mut self, path: &KeyPath) -> Option<(String, usize, usize)> {
         let Some(part) = self.part_for(path) else {
+            // Missing: with `allow_missing`, an in-place load keeps the current value.
             let key = self.style.render(path, true);
-            self.report.invalid.push(KeyProblem {
-                key,
-                reason: format!(
-                    "no file was given for collection `{}`",
-                    path.collection().unwrap_or("(none)")
-                ),
-            });
+            let collection = path.collection().unwrap_or("(none)").to_owned();
+            self.uncovered.push((collection, key.clone()));
+            self.report.missing.push(key);
             return None;
         };
         let key = self
@@ -332,6 +332,9 @@ impl<'d> Reader<'d> {
         mut read: impl FnMut(&mut KeyPath, &mut Self) -> Option<T>,
     ) -> Option<Vec<T>> {
         let present = self.indices_under(path);
+        if present.first() != Some(&0) {
+            self.explain_empty(path, "list");
+        }
         let mut items = Vec::with_capacity(present.len());
         let mut failed = false;
         for (i, _) in present.iter().enumerate().take_while(|&(i, at)| i == *at) {
@@ -386,6 +389,62 @@ impl<'d> Reader<'d> {
         found.sort_unstable();
         found.dedup();
         found
+    }
+
+    /// Explains why a list or map at `path` holds nothing where the file has keys for it: a
+    /// tensor at its own key (a tensor field declared as a list or map), or, for a list, keys
+    /// that another numbering of its elements would read.
+    fn explain_empty(&mut self, path: &mut KeyPath, what: &str) {
+        // Candidate map entries are tried and dropped: only a value really read is explained.
+        if self.probing > 0 {
+            return;
+        }
+        if let Some(part) = self.part_for(path) {
+            let key = self.key(path);
+            if let Some(i) = self.find(part, &key)
+                && !self.parts[part].used[i]
+            {
+                let tensor = self.parts[part].parsed.tensor(i);
+                let reason = format!(
+                    "is a tensor in the file, but the field here is a {what}: did you mean `{}`?",
+                    rust_type(tensor.dtype(), tensor.shape().len())
+                );
+                self.parts[part].used[i] = true;
+                self.hits += 1;
+                self.report.invalid.push(KeyProblem { key, reason });
+                return;
+            }
+        }
+        let Some(list) = path.last().map(|list| list.numbering) else {
+            return;
+        };
+        if what != "list" || self.style == Style::Objax {
+            return;
+        }
+        for other in [Numbering::Haiku, Numbering::Nested, Numbering::Index] {
+            if other == list {
+                continue;
+            }
+            if let Some(segment) = path.segments_mut().last_mut() {
+                segment.numbering = other;
+            }
+            let found = !self.indices_under(path).is_empty();
+            if let Some(segment) = path.segments_mut().last_mut() {
+                segment.numbering = list;
+            }
+            if found {
+                let name = match other {
+                    Numbering::Haiku => "haiku",
+                    Numbering::Nested => "nested",
+                    Numbering::Index => "index",
+                };
+                self.report.hints.push(format!(
+                    "the list at `{}` read no element, but the file has keys that `#[safejax(numbering = \"{name}\")]` on it would read",
+                    self.style.prefix(path)
+                ));
+                return;
+            }
+        }
     }
 
     /// [`Reader::indices_under`] for Haiku's numbering: the list's own name for the first
@@ -488,6 +547,9 @@ impl<'d> Reader<'d> {
                 }
             }
         }
+        if entries.is_empty() && !failed {
+            self.explain_empty(path, "map");
+        }
         (!failed).then_some(entries)
     }
 
@@ -498,6 +560,7 @@ impl<'d> Reader<'d> {
     /// Finishes the read: unconsumed keys become "unexpected" unless `allow_unexpected`, in which
     /// case they are returned as ignored.
     pub fn finish(mut self, allow_unexpected: bool) -> (LoadReport, Vec<String>) {
+        self.hint_uncovered();
         let mut unused = Vec::new();
         for part in &self.parts {
             for (entry, used) in part.used.iter().enumerate() {
@@ -506,11 +569,100 @@ impl<'d> Reader<'d> {
                 }
             }
         }
+        self.hint_mismatch(&unused);
         if allow_unexpected {
             (self.report, unused)
         } else {
             self.report.unexpected.extend(unused);
             (self.report, Vec::new())
+        }
+    }
+
+    /// A hint for each collection that no file holds, where keys of it are still missing.
+    fn hint_uncovered(&mut self) {
+        let missing: HashSet<&str> = self.report.missing.iter().map(String::as_str).collect();
+        let mut collections: Vec<&str> = self
+            .uncovered
+            .iter()
+            .filter(|(_, key)| missing.contains(key.as_str()))
+            .map(|(collection, _)| collection.as_str())
+            .collect();
+        collections.sort_unstable();
+        collections.dedup();
+        let hints: Vec<String> = collections
+            .into_iter()
+            .map(|collection| {
+                format!(
+                    "no file was given for collection `{collection}`: give a part that holds it, or, loading into an existing value, ask for `allow_missing` to keep its current tensors"
+                )
+            })
+            .collect();
+        self.report.hints.extend(hints);
+    }
+
+    /// One hint for a whole-file mismatch, instead of leaving a user with hundreds of missing
+    /// and unexpected keys: a collection prefix only one side has, or keys of another style.
+    fn hint_mismatch(&mut self, unused: &[String]) {
+        let missing = &self.report.missing;
+        if missing.is_empty() || unused.is_empty() {
+            return;
+        }
+        let unused_set: HashSet<&str> = unused.iter().map(String::as_str).collect();
+        let most = |found: usize| found * 2 >= missing.len();
+        if self.style != Style::Objax {
+            if let Some(prefix) = common_head(unused.iter())
+                && !missing.iter().any(|k| k.starts_with(&format!("{prefix}.")))
+                && most(
+                    missing
+                        .iter()
+                        .filter(|k| unused_set.contains(format!("{prefix}.{k}").as_str()))
+                        .count(),
+                )
+            {
+                self.report.hints.push(format!(
+                    "every key of the file starts with `{prefix}.`, which the value's keys lack: declare the collection (`#[safejax(collection = \"{prefix}\")]`)"
+                ));
+                return;
+            }
+            if let Some(prefix) = common_head(missing.iter())
+                && !unused.iter().any(|k| k.starts_with(&format!("{prefix}.")))
+                && most(
+                    missing
+                        .iter()
+                        .filter_map(|k| k.strip_prefix(&format!("{prefix}.")))
+                        .filter(|k| unused_set.contains(k))
+                        .count(),
+                )
+            {
+                self.report.hints.push(format!(
+                    "the value's keys start with `{prefix}.` and the file's do not: the file holds that collection alone; read it with `Part::file(..).collections([\"{prefix}\"]).without_collection()`"
+                ));
+                return;
+            }
+        }
+        let file_style = if unused
+            .iter()
+            .any(|k| k.contains("::") || k.starts_with('('))
+        {
+            Style::Objax
+        } else if unused.iter().any(|k| k.contains('/')) {
+            Style::Haiku
+        } else {
+            Style::Flax
+        };
+        let normalized: HashSet<String> = unused.iter().map(|k| normalize(k)).collect();
+        // Objax writes the collection as the variable kind: compare without it too.
+        let matches = |key: &String| {
+            normalized.contains(&normalize(key))
+                || key
+                    .split_once('.')
+                    .is_some_and(|(_, rest)| normalized.contains(&normalize(rest)))
+        };
+        if file_style != self.style && most(missing.iter().filter(|k| matches(k)).count()) {
+            self.report.hints.push(format!(
+                "the file's keys are {file_style} keys, read here as {}: load in its style (`#[safejax(style = \"{file_style}\")]` or `Loader::style`)",
+                self.style
+            ));
         }
     }
 
@@ -544,6 +696,60 @@ impl<'d> Reader<'d> {
                 None
             }
         }
+    }
+}
+
+/// The first `.`-separated segment every key shares, if any.
+fn common_head<'k>(mut keys: impl Iterator<Item = &'k String>) -> Option<&'k str> {
+    let head = |key: &'k String| key.split_once('.').map(|(head, _)| head);
+    let first = head(keys.next()?)?;
+    keys.all(|key| head(key) == Some(first)).then_some(first)
+}
+
+/// A key with the punctuation of its style taken out: module paths joined with `.`, no Objax
+/// classes, brackets or variable kind; keys of one model in two styles mostly agree.
+fn normalize(key: &str) -> String {
+    let body = key.rsplit_once("::").map_or(key, |(body, _)| body);
+    let mut out = String::with_capacity(body.len());
+    let mut depth = 0usize;
+    for c in body.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth > 0 => {}
+            '[' => out.push('_'),
+            ']' => {}
+            _ => out.push(c),
+        }
+    }
+    out.replace("/~/", ".")
+        .replace('/', ".")
+        .trim_start_matches('.')
+        .to_owned()
+}
+
+/// How a tensor of `dtype` and `rank` is declared: `Array2<f32>`.
+fn rust_type(dtype: safetensors::Dtype, rank: usize) -> String {
+    use safetensors::Dtype::*;
+    let element = match dtype {
+        F32 => "f32",
+        F64 => "f64",
+        F16 => "half::f16",
+        BF16 => "half::bf16",
+        I8 => "i8",
+        I16 => "i16",
+        I32 => "i32",
+        I64 => "i64",
+        U8 => "u8",
+        U16 => "u16",
+        U32 => "u32",
+        U64 => "u64",
+        BOOL => "bool",
+        _ => return "safejax::Tensor".to_owned(),
+    };
+    match rank {
+        0..=6 => format!("Array{rank}<{element}>"),
+        _ => format!("ArrayD<{element}>"),
     }
 }
 
