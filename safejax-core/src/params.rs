@@ -67,6 +67,11 @@ pub trait SafeParams: Sized {
     /// The style `save`, `load` and friends use when this type is the root.
     const STYLE: Style = Style::Flax;
 
+    /// Whether a value may be wholly absent from a file (`Option`): the derive refuses such a
+    /// field after a flattened list, whose end the file could not then tell.
+    #[doc(hidden)]
+    const OPTIONAL: bool = false;
+
     /// Visits every leaf, with its key path, without copying tensor data.
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>);
 
@@ -397,6 +402,8 @@ impl<T: SafeParams, const N: usize> SafeParams for [T; N] {
 }
 
 impl<T: SafeParams> SafeParams for Option<T> {
+    const OPTIONAL: bool = true;
+
     fn entry_suffix(rest: &str) -> bool {
         T::entry_suffix(rest)
     }

@@ -198,6 +198,10 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
         }
     });
 
+    // The first flattened `Vec`: an `Option` after it would make the file ambiguous.
+    let variable_list = cont.fields.iter().position(|field| {
+        field.attrs.flatten.is_some() && !matches!(field.ty, Type::Array(_)) && field.is_stored()
+    });
     let mut stored_index = 0;
     let mut reads = Vec::new();
     let mut unwraps = Vec::new();
@@ -210,6 +214,18 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
             let ops = ops(field);
             let i = Literal::usize_unsuffixed(stored_index);
             stored_index += 1;
+            if variable_list.is_some_and(|list| field.index > cont.fields[list].index)
+                && lifetime.is_none()
+            {
+                reads.push(quote_spanned! {span=>
+                    const {
+                        ::core::assert!(
+                            !<#ty as _safejax::__private::SafeParams>::OPTIONAL,
+                            "safejax: an `Option` field after a flattened list of variable length: an absent field and a longer list would read alike"
+                        )
+                    };
+                });
+            }
             // `numbering` needs a list: checked by a bound, at the attribute.
             if let Some(numbering) = &field.attrs.numbering {
                 reads.push(quote_spanned! {at(numbering.span)=>
