@@ -398,6 +398,37 @@ fn a_list_where_the_file_has_a_tensor_names_the_field_and_the_cause() {
 }
 
 #[derive(SafeParams, Debug)]
+struct MapBias {
+    kernel: Array2<f32>,
+    bias: std::collections::BTreeMap<String, f32>,
+}
+
+#[derive(SafeParams, Debug)]
+#[safejax(style = "flax", collection = "params")]
+struct MapBiasMlp {
+    #[safejax(rename = "Dense_0")]
+    hidden: MapBias,
+    #[safejax(rename = "Dense_1")]
+    out: Dense,
+}
+
+#[test]
+fn a_map_where_the_file_has_a_tensor_names_the_field_and_the_cause() {
+    let err = MapBiasMlp::load(fixture("flax_mlp"))
+        .err()
+        .unwrap_or_else(|| panic!("loaded"));
+    assert_eq!(
+        report(err).invalid,
+        [safejax::KeyProblem {
+            key: "params.Dense_0.bias".into(),
+            reason:
+                "is a tensor in the file, but the field here is a map: did you mean `Array1<f32>`?"
+                    .into(),
+        }]
+    );
+}
+
+#[derive(SafeParams, Debug)]
 struct Norm {
     scale: Array1<f32>,
     offset: Array1<f32>,
