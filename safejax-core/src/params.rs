@@ -389,16 +389,25 @@ impl<T: SafeParams, const N: usize> SafeParams for [T; N] {
     }
 
     fn read(path: &mut KeyPath, reader: &mut Reader<'_>) -> Option<Self> {
-        path.default_class(LIST_CLASS);
-        let mut items = Vec::with_capacity(N);
-        for i in 0..N {
-            path.push_index(i);
-            items.push(T::read(path, reader));
-            path.pop();
-        }
-        let items: Option<Vec<T>> = items.into_iter().collect();
-        items.and_then(|items| items.try_into().ok())
+        read_array(path, reader, T::read)
     }
+}
+
+/// Reads an array: every element, at its index, each required.
+pub(crate) fn read_array<'d, T, const N: usize>(
+    path: &mut KeyPath,
+    reader: &mut Reader<'d>,
+    mut read: impl FnMut(&mut KeyPath, &mut Reader<'d>) -> Option<T>,
+) -> Option<[T; N]> {
+    path.default_class(LIST_CLASS);
+    let mut items = Vec::with_capacity(N);
+    for i in 0..N {
+        path.push_index(i);
+        items.push(read(path, reader));
+        path.pop();
+    }
+    let items: Option<Vec<T>> = items.into_iter().collect();
+    items.and_then(|items| items.try_into().ok())
 }
 
 impl<T: SafeParams> SafeParams for Option<T> {

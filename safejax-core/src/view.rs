@@ -27,7 +27,7 @@ use crate::format::TensorRef;
 use crate::io::{Loaded, Loader, Saver};
 use crate::key::KeyPath;
 use crate::params::{
-    LIST_CLASS, MAP_CLASS, SafeParams, Visitor, list_suffix, map_suffix, visit_array,
+    LIST_CLASS, MAP_CLASS, SafeParams, Visitor, list_suffix, map_suffix, read_array, visit_array,
     visit_entries, visit_list, visit_option,
 };
 use crate::reader::{PartSpec, Reader};
@@ -294,15 +294,7 @@ impl<'a, T: SafeView<'a>, const N: usize> SafeView<'a> for [T; N] {
     }
 
     fn read_view(path: &mut KeyPath, reader: &mut Reader<'a>) -> Option<Self> {
-        path.default_class(LIST_CLASS);
-        let mut items = Vec::with_capacity(N);
-        for i in 0..N {
-            path.push_index(i);
-            items.push(T::read_view(path, reader));
-            path.pop();
-        }
-        let items: Option<Vec<T>> = items.into_iter().collect();
-        items.and_then(|items| items.try_into().ok())
+        read_array(path, reader, T::read_view)
     }
 }
 
