@@ -240,8 +240,14 @@ impl Tensor {
 
     /// Reads a tensor of a file, its bytes straight into the new tensor's.
     pub fn from_ref(tensor: &TensorRef<'_, '_>) -> Result<Self> {
-        let mut data = vec![0; tensor.byte_len()];
-        tensor.read_into(&mut data)?;
+        let data = match tensor.memory() {
+            Some(bytes) => bytes.to_vec(),
+            None => {
+                let mut data = vec![0; tensor.byte_len()];
+                tensor.read_into(&mut data)?;
+                data
+            }
+        };
         Ok(Tensor {
             dtype: tensor.dtype(),
             shape: tensor.shape().to_vec(),

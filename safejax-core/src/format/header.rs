@@ -140,7 +140,8 @@ impl<'p, 'd> TensorRef<'p, 'd> {
         self.memory().is_some()
     }
 
-    fn memory(&self) -> Option<&'p [u8]> {
+    /// The bytes, if they are in memory (given, mapped or read ahead).
+    pub(crate) fn memory(&self) -> Option<&'p [u8]> {
         let entry = &self.parsed.entries[self.index];
         match &self.parsed.data {
             Data::Memory(data) => Some(&data[entry.start..entry.end]),
