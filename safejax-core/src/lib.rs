@@ -9,8 +9,11 @@
 //! - [`KeyPath`] and [`Style`]: keys as structured paths, rendered and parsed in each framework's
 //!   convention;
 //! - [`SafeParams`], the trait the derive implements, with impls for containers;
-//! - [`Saver`] and [`Loader`]: bytes, files (atomic saves), memory maps, metadata, collections
-//!   split over files, and strict loads that report every problem at once ([`LoadReport`]);
+//! - [`Saver`] and [`Loader`]: bytes, files (atomic saves that keep the replaced file's mode),
+//!   memory maps, metadata, collections split over files, one-copy loads, and strict loads that
+//!   report every problem at once ([`LoadReport`]);
+//! - [`SafeView`]: values that borrow their tensors (`ndarray::ArrayView`) from bytes or a
+//!   [`MappedFile`], loaded at the cost of the header;
 //! - the dynamic tree API mirroring Python safejax: [`flax`], [`haiku`], [`objax`].
 //!
 //! ```

@@ -77,17 +77,19 @@ impl<T> Presence<T> {
     }
 }
 
-/// A source of named tensor views that a [`crate::SafeParams`] value is read from.
+/// A source of named tensors that a [`crate::SafeParams`] (or [`crate::SafeView`]) value is read
+/// from.
 ///
 /// It hands out each tensor at most once, and gathers every problem (missing keys, wrong shape
-/// or dtype, invalid values) into one [`LoadReport`] instead of stopping at the first. The views
-/// borrow the file's bytes: nothing is copied until a leaf decodes its own data.
+/// or dtype, invalid values) into one [`LoadReport`] instead of stopping at the first. A
+/// tensor's bytes stay where they are (memory given, a map, or the file) until a leaf reads them
+/// into its own memory, or views them.
 pub struct Reader<'d> {
     style: Style,
     policy: DtypePolicy,
     parts: Vec<Part<'d>>,
     /// Every key, and for Flax and Haiku its part after the first `.`, sorted: what
-    /// [`Reader::tensor`], [`Reader::any_under`] and map reads search.
+    /// [`Reader::any_under`], list and map reads search.
     names: Vec<Name>,
     /// The whole keys by a keyed hash of their part and text, for exact lookups.
     index: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
