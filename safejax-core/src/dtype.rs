@@ -1,6 +1,7 @@
 //! Element types: the Rust scalar behind each safetensors dtype, and the dtype policy of loads.
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use half::{bf16, f16};
 use safetensors::Dtype;
@@ -107,12 +108,13 @@ pub trait Element: Copy + Default + Send + Sync + 'static + sealed::Sealed {
     #[doc(hidden)]
     fn view_le(bytes: &[u8]) -> Result<&[Self], String>;
 
-    /// `n` values whose little-endian bytes `fill` writes in place, with no copy in between:
-    /// `None` where not every byte pattern is a value (bool) or the host is big-endian.
+    /// `n` values whose little-endian bytes `fill` writes in place, with no copy in between and
+    /// no zeroing first: `None` where not every byte pattern is a value (bool) or the host is
+    /// big-endian. `fill` must initialize every byte when it returns `Ok`.
     #[doc(hidden)]
     fn filled_le<E>(
         n: usize,
-        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+        fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> Result<(), E>,
     ) -> Option<Result<Vec<Self>, E>> {
         let _ = (n, fill);
         None
@@ -182,14 +184,26 @@ macro_rules! plain_element {
 
             fn filled_le<E>(
                 n: usize,
-                fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+                fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> Result<(), E>,
             ) -> Option<Result<Vec<Self>, E>> {
                 if cfg!(target_endian = "big") {
                     return None;
                 }
-                // Zeroed by the allocator: fresh pages cost nothing until `fill` writes them.
-                let mut out: Vec<Self> = bytemuck::zeroed_vec(n);
-                Some(fill(bytemuck::cast_slice_mut(&mut out)).map(|()| out))
+                let mut out: Vec<Self> = Vec::with_capacity(n);
+                let spare = &mut out.spare_capacity_mut()[..n];
+                let bytes = std::mem::size_of_val(spare);
+                // SAFETY: the spare capacity is `n` values of `Self`, `bytes` bytes of memory
+                // that `out` owns; `MaybeUninit<u8>` has alignment 1 and may hold anything.
+                let raw = unsafe {
+                    std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<MaybeUninit<u8>>(), bytes)
+                };
+                if let Err(e) = fill(raw) {
+                    return Some(Err(e));
+                }
+                // SAFETY: `fill` initialized every byte of the `n` values (its contract), and
+                // every byte pattern is a value of `Self`, a plain number.
+                unsafe { out.set_len(n) };
+                Some(Ok(out))
             }
 
             fn view_le(bytes: &[u8]) -> Result<&[Self], String> {

@@ -53,7 +53,7 @@ pub(crate) fn array_from<T: Element, D: Dimension>(
     let unreadable = |e: Error| LeafProblem::Unreadable(e.to_string());
     if tensor.dtype() == T::DTYPE {
         let n = tensor.byte_len() / T::SIZE;
-        if let Some(data) = T::filled_le(n, |bytes| tensor.read_into(bytes)) {
+        if let Some(data) = T::filled_le(n, |bytes| tensor.read_into_uninit(bytes)) {
             return array_of(shape, data.map_err(unreadable)?);
         }
     }

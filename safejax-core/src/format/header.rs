@@ -12,6 +12,7 @@ use std::fmt;
 use std::fs::File;
 use std::hash::BuildHasher;
 use std::io;
+use std::mem::MaybeUninit;
 use std::path::Path;
 
 use safetensors::Dtype;
@@ -195,6 +196,31 @@ impl<'p, 'd> TensorRef<'p, 'd> {
             shape: self.shape().to_vec(),
             bytes: self.bytes()?,
         })
+    }
+
+    /// Copies the bytes into `out`, which holds exactly [`TensorRef::byte_len`] bytes not yet
+    /// initialized: straight from the file when they are still there, without zeroing `out`
+    /// first. Every byte of `out` is initialized when this returns `Ok`.
+    pub(crate) fn read_into_uninit(&self, out: &mut [MaybeUninit<u8>]) -> Result<()> {
+        assert_eq!(
+            out.len(),
+            self.byte_len(),
+            "a buffer of the tensor's length"
+        );
+        if let Some(bytes) = self.memory() {
+            // SAFETY: `out` and `bytes` are `bytes.len()` bytes long, and `out`, which the
+            // caller borrows mutably, cannot overlap the file's bytes, which it borrows shared.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast(), bytes.len())
+            };
+            return Ok(());
+        }
+        let (Data::File(file), entry) = (&self.parsed.data, &self.parsed.entries[self.index])
+        else {
+            return Ok(());
+        };
+        read_uninit_at(file.file, out, file.start + entry.start as u64)
+            .map_err(|e| read_error(file.path, e))
     }
 
     /// Hands a view of the tensor, as the official crate's type, to `use_view`.
@@ -420,6 +446,46 @@ pub(crate) fn read_error(path: &Path, error: io::Error) -> Error {
         );
     }
     Error::io("read", path, error)
+}
+
+/// Fills `out`, not yet initialized, from `file` at `offset`; every byte is initialized when
+/// this returns `Ok`.
+fn read_uninit_at(file: &File, out: &mut [MaybeUninit<u8>], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let mut done = 0;
+        while done < out.len() {
+            let at = libc::off_t::try_from(offset + done as u64)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+            let rest = &mut out[done..];
+            // SAFETY: `pread` writes at most `rest.len()` bytes into `rest`, memory this
+            // function borrows mutably; it reads nothing from it, so it may be uninitialized.
+            let read =
+                unsafe { libc::pread(file.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len(), at) };
+            match read {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n if n > 0 => done += n as usize,
+                _ => {
+                    let error = io::Error::last_os_error();
+                    if error.kind() != io::ErrorKind::Interrupted {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        for byte in out.iter_mut() {
+            byte.write(0);
+        }
+        // SAFETY: every byte of `out` was just initialized.
+        let out =
+            unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len()) };
+        read_exact_at(file, out, offset)
+    }
 }
 
 /// Fills `out` from `file` at `offset`, without moving the file's cursor.
@@ -853,4 +919,25 @@ fn check_entries<'h>(
     }
     let mut entries: Vec<Option<Entry<'h>>> = entries.into_iter().map(Some).collect();
     Ok(order.iter().filter_map(|&i| entries[i].take()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn reads_into_uninitialized_memory_whole_or_not_at_all() {
+        let mut file = tempfile::tempfile().unwrap_or_else(|e| panic!("{e}"));
+        file.write_all(&(0..100u8).collect::<Vec<u8>>())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut out = vec![MaybeUninit::<u8>::uninit(); 40];
+        read_uninit_at(&file, &mut out, 50).unwrap_or_else(|e| panic!("{e}"));
+        // SAFETY: the read succeeded, so every byte is initialized.
+        let bytes: Vec<u8> = out.iter().map(|b| unsafe { b.assume_init() }).collect();
+        assert_eq!(bytes, (50..90u8).collect::<Vec<u8>>());
+        // A file that ends before the tensor does is an error, not a short read.
+        let err = read_uninit_at(&file, &mut out, 80).map_err(|e| e.kind());
+        assert_eq!(err, Err(io::ErrorKind::UnexpectedEof));
+    }
 }
