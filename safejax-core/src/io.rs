@@ -183,20 +183,36 @@ impl Saver {
     }
 
     /// Serializes a value that borrows its tensors ([`SafeView`]) to safetensors bytes.
+    ///
+    /// ```
+    /// use ndarray::{ArrayView1, array};
+    /// use safejax_core::{Loader, SafeParams, Saver};
+    ///
+    /// let bytes = vec![array![1.0f32, 2.0]].to_bytes()?;
+    /// let views = Loader::new().view::<Vec<ArrayView1<f32>>>(&bytes)?.value;
+    /// assert_eq!(Saver::new().view_to_bytes(&views)?, bytes);
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
     pub fn view_to_bytes<'a, T: SafeView<'a>>(&self, value: &T) -> Result<Vec<u8>> {
         let leaves =
             self.collect_with(|path, visitor| value.visit_view(path, visitor), T::STYLE)?;
-        Layout::new(&leaves, &self.metadata)?.to_vec(&leaves)
+        self.leaves_to_bytes(&leaves)
     }
 
     /// Saves a value that borrows its tensors ([`SafeView`]) to a file, as [`Saver::save`] does.
     pub fn save_view<'a, T: SafeView<'a>>(&self, value: &T, path: impl AsRef<Path>) -> Result<()> {
         let leaves =
             self.collect_with(|path, visitor| value.visit_view(path, visitor), T::STYLE)?;
-        let layout = Layout::new(&leaves, &self.metadata)?;
-        atomic::replace(path.as_ref(), self.read_only, |file| {
-            layout.write(&leaves, file)
-        })
+        self.save_leaves(&leaves, path.as_ref())
+    }
+
+    fn leaves_to_bytes(&self, leaves: &[(String, &dyn Leaf)]) -> Result<Vec<u8>> {
+        Layout::new(leaves, &self.metadata)?.to_vec(leaves)
+    }
+
+    fn save_leaves(&self, leaves: &[(String, &dyn Leaf)], path: &Path) -> Result<()> {
+        let layout = Layout::new(leaves, &self.metadata)?;
+        atomic::replace(path, self.read_only, |file| layout.write(leaves, file))
     }
 
     /// The keys `value` writes, sorted. Duplicates are an error, as on save.
@@ -212,8 +228,7 @@ impl Saver {
 
     /// Serializes `value` to safetensors bytes.
     pub fn to_bytes<T: SafeParams>(&self, value: &T) -> Result<Vec<u8>> {
-        let leaves = self.collect(value)?;
-        Layout::new(&leaves, &self.metadata)?.to_vec(&leaves)
+        self.leaves_to_bytes(&self.collect(value)?)
     }
 
     /// Saves `value` to `path` atomically: written to a temporary file in the same directory,
@@ -237,11 +252,7 @@ impl Saver {
     /// directory removes it, and never the temporary file of a save still running, which holds
     /// a lock on it.
     pub fn save<T: SafeParams>(&self, value: &T, path: impl AsRef<Path>) -> Result<()> {
-        let leaves = self.collect(value)?;
-        let layout = Layout::new(&leaves, &self.metadata)?;
-        atomic::replace(path.as_ref(), self.read_only, |file| {
-            layout.write(&leaves, file)
-        })
+        self.save_leaves(&self.collect(value)?, path.as_ref())
     }
 }
 

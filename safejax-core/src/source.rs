@@ -163,7 +163,7 @@ impl<'a> Source<'a> {
 }
 
 /// Names the file in an error about its bytes.
-pub(crate) fn in_file(path: &Path, error: Error) -> Error {
+fn in_file(path: &Path, error: Error) -> Error {
     match error {
         Error::Format { offset, reason } => Error::Format {
             offset,

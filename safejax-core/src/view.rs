@@ -97,8 +97,8 @@ impl Loader {
     /// Loads a value that borrows its tensors from `bytes` (a [`SafeView`]): nothing is copied
     /// but the tensors of owned leaves, so the cost is the header's.
     pub fn view<'a, T: SafeView<'a>>(&self, bytes: &'a [u8]) -> Result<Loaded<T>> {
-        let parsed = crate::format::parse(bytes)?;
-        let metadata = parsed.metadata.clone();
+        let mut parsed = crate::format::parse(bytes)?;
+        let metadata = std::mem::take(&mut parsed.metadata);
         let style = self.style_or(T::STYLE);
         let mut reader = Reader::new(style, self.policy(), vec![(PartSpec::whole(), parsed)]);
         let value = T::read_view(&mut KeyPath::new(), &mut reader);
