@@ -160,8 +160,11 @@ impl<'p, 'd> TensorRef<'p, 'd> {
             let entry = &self.parsed.entries[self.index];
             return Ok(Cow::Borrowed(&data[entry.start..entry.end]));
         }
-        let mut out = vec![0; self.byte_len()];
-        self.read_into(&mut out)?;
+        let len = self.byte_len();
+        let mut out = Vec::with_capacity(len);
+        self.read_into_uninit(&mut out.spare_capacity_mut()[..len])?;
+        // SAFETY: `read_into_uninit` initialized all `len` bytes.
+        unsafe { out.set_len(len) };
         Ok(Cow::Owned(out))
     }
 
@@ -172,21 +175,10 @@ impl<'p, 'd> TensorRef<'p, 'd> {
     ///
     /// If `out` is not of that length: a bug of the caller, never caused by a file.
     pub fn read_into(&self, out: &mut [u8]) -> Result<()> {
-        assert_eq!(
-            out.len(),
-            self.byte_len(),
-            "a buffer of the tensor's length"
-        );
-        if let Some(bytes) = self.memory() {
-            out.copy_from_slice(bytes);
-            return Ok(());
-        }
-        let (Data::File(file), entry) = (&self.parsed.data, &self.parsed.entries[self.index])
-        else {
-            return Ok(());
-        };
-        read_exact_at(file.file, out, file.start + entry.start as u64)
-            .map_err(|e| read_error(file.path, e))
+        // SAFETY: `read_into_uninit` only writes initialized bytes into `out`, so `out` stays
+        // initialized whatever happens, as `&mut [u8]` requires.
+        let out = unsafe { &mut *(std::ptr::from_mut(out) as *mut [MaybeUninit<u8>]) };
+        self.read_into_uninit(out)
     }
 
     /// The tensor taken out of the file: its bytes borrowed from memory the caller gave, or read.
