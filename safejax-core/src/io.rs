@@ -439,9 +439,10 @@ impl Loader {
         }
     }
 
-    /// Overwrites the tensors of `value` from a file. Every tensor is checked (present, shape
-    /// equal to the current one, dtype) before any is assigned, so a failed call changes
-    /// nothing. The structure is kept: list lengths and map keys are those of `value`.
+    /// Overwrites the tensors of `value` from a file. Every tensor is read and checked (present,
+    /// shape equal to the current one, dtype) before any is assigned, so a failed call changes
+    /// nothing, a read that fails midway (a file cut while it is read) included. The structure
+    /// is kept: list lengths and map keys are those of `value`.
     pub fn load_into<T: SafeParams>(
         &self,
         value: &mut T,

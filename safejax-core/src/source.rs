@@ -172,3 +172,124 @@ fn in_file(path: &Path, error: Error) -> Error {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+
+    use ndarray::Array1;
+
+    use super::*;
+    use crate::SafeParams;
+    use crate::format::SMALL_TENSOR;
+
+    /// The lengths of the tensors `0` to `6`, in data order: runs of small ones, read ahead
+    /// together, between large ones, read one at a time.
+    const LENS: [usize; 7] = [16, 24, LARGE, 8, 16, LARGE, 32];
+    const LARGE: usize = 2 * SMALL_TENSOR / 4;
+
+    /// Saves the tensors `0` to `6` at `path`; returns the file's bytes.
+    fn save(path: &Path) -> Vec<u8> {
+        let tensor = |(i, &len): (usize, &usize)| {
+            Array1::from_iter((0..len).map(|j| (i * 1_000_000 + j) as f32 + 0.5))
+        };
+        let tensors: Vec<Array1<f32>> = LENS.iter().enumerate().map(tensor).collect();
+        tensors.save(path).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::read(path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Where tensor `i`'s bytes are in `file`.
+    fn bytes_of(file: &[u8], i: usize) -> (u64, u64) {
+        let parsed = format::parse(file).unwrap_or_else(|e| panic!("{e}"));
+        let tensor = parsed.tensor(i);
+        assert_eq!(parsed.name(i), i.to_string(), "data in key order");
+        assert_eq!(tensor.byte_len() >= SMALL_TENSOR, LENS[i] == LARGE);
+        (tensor.offset(), tensor.offset() + tensor.byte_len() as u64)
+    }
+
+    /// Shortens the file at `path` to `len` bytes, through a handle of its own.
+    fn cut(path: &Path, len: u64) {
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|file| file.set_len(len))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn expected(path: &Path, (start, end): (u64, u64)) -> String {
+        format!(
+            "cannot read `{}`: the file ended while bytes {start}..{end} were read: it was \
+             shortened after its header was checked",
+            path.display()
+        )
+    }
+
+    /// A file cut after its header was read and checked, before its small tensors are read
+    /// ahead: the read of the run of small tensors past the cut fails, naming its bytes, and so
+    /// the load fails before any value sees a tensor.
+    #[test]
+    fn a_file_cut_before_the_read_ahead_is_an_error_naming_the_bytes() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("cut.safetensors");
+        let file = save(&path);
+        let (first, second, last) = (bytes_of(&file, 3), bytes_of(&file, 4), bytes_of(&file, 6));
+        // A cut in the run `3`, `4` fails its read; one in the large tensor `5` fails the read
+        // of the run after it, `6`, whole.
+        let runs = [(3..=4, (first.0, second.1)), (5..=6, last)];
+        for (cut_in, run) in runs {
+            for i in cut_in {
+                let (start, end) = bytes_of(&file, i);
+                for len in [start, (start + end) / 2, end - 1] {
+                    save(&path);
+                    let source =
+                        Source::open(Input::Path(&path), false).unwrap_or_else(|e| panic!("{e}"));
+                    let header = source.header().unwrap_or_else(|e| panic!("{e}"));
+                    cut(&path, len);
+                    let err = source.with_data(header).map(drop).unwrap_err();
+                    assert_eq!(err.to_string(), expected(&path, run), "cut at byte {len}");
+                    let Error::Io { source: cause, .. } = &err else {
+                        panic!("not an I/O error: {err:?}");
+                    };
+                    assert_eq!(cause.kind(), std::io::ErrorKind::UnexpectedEof);
+                }
+            }
+        }
+    }
+
+    /// A file cut after its small tensors were read ahead: they are still read whole, and so is
+    /// the large tensor before the cut; the large tensor the cut falls in is an error naming its
+    /// bytes, however it is read, never zeroes.
+    #[test]
+    fn a_file_cut_after_the_read_ahead_fails_the_large_tensor_it_cuts() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("cut.safetensors");
+        let file = save(&path);
+        let (start, end) = bytes_of(&file, 5);
+        for len in [start, (start + end) / 2, end - 1] {
+            save(&path);
+            let source = Source::open(Input::Path(&path), false).unwrap_or_else(|e| panic!("{e}"));
+            let header = source.header().unwrap_or_else(|e| panic!("{e}"));
+            let parsed = source.with_data(header).unwrap_or_else(|e| panic!("{e}"));
+            cut(&path, len);
+            for (i, tensor) in (0..LENS.len()).map(|i| (i, parsed.tensor(i))) {
+                let (from, to) = bytes_of(&file, i);
+                let saved = &file[from as usize..to as usize];
+                let mut out = vec![0; tensor.byte_len()];
+                if i != 5 {
+                    let bytes = tensor.bytes().unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(&bytes[..], saved, "tensor `{i}`");
+                    tensor.read_into(&mut out).unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(out, saved, "tensor `{i}`");
+                    continue;
+                }
+                let expected = expected(&path, (start, end));
+                let bytes = tensor.bytes().map(drop).map_err(|e| e.to_string());
+                assert_eq!(bytes, Err(expected.clone()), "cut at byte {len}");
+                let read = tensor.read_into(&mut out).map_err(|e| e.to_string());
+                assert_eq!(read, Err(expected.clone()), "cut at byte {len}");
+                let staged = tensor.staged().map(drop).map_err(|e| e.to_string());
+                assert_eq!(staged, Err(expected), "cut at byte {len}");
+            }
+        }
+    }
+}

@@ -211,8 +211,8 @@ impl<'p, 'd> TensorRef<'p, 'd> {
         else {
             return Ok(());
         };
-        read_uninit_at(file.file, out, file.start + entry.start as u64)
-            .map_err(|e| read_error(file.path, e))
+        let at = file.start + entry.start as u64;
+        read_uninit_at(file.file, out, at).map_err(|e| read_error(file.path, at, out.len(), e))
     }
 
     /// Hands a view of the tensor, as the official crate's type, to `use_view`.
@@ -399,8 +399,9 @@ impl<'h> FileHeader<'h> {
             };
             let at = small.len();
             small.resize(at + (to - from), 0);
-            read_exact_at(file, &mut small[at..], start + from as u64)
-                .map_err(|e| read_error(path, e))
+            let offset = start + from as u64;
+            read_exact_at(file, &mut small[at..], offset)
+                .map_err(|e| read_error(path, offset, to - from, e))
         };
         for (i, entry) in self.entries.iter().enumerate() {
             if entry.end - entry.start >= SMALL_TENSOR {
@@ -427,10 +428,14 @@ impl<'h> FileHeader<'h> {
     }
 }
 
-/// A failed read of a file's data; a file shorter than its header says was cut while it was read.
-pub(crate) fn read_error(path: &Path, error: io::Error) -> Error {
+/// A failed read of the `len` bytes of a file's data at byte `offset`; a file shorter than its
+/// checked header says was cut while it was read, and the error says where.
+fn read_error(path: &Path, offset: u64, len: usize, error: io::Error) -> Error {
     if error.kind() == io::ErrorKind::UnexpectedEof {
-        let cut = "the file ended before its last tensor: it was shortened while it was read";
+        let end = offset.saturating_add(len as u64);
+        let cut = format!(
+            "the file ended while bytes {offset}..{end} were read: it was shortened after its header was checked"
+        );
         return Error::io(
             "read",
             path,
