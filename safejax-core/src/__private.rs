@@ -8,6 +8,9 @@ pub use crate::key::{FieldInfo, HaikuSep, KeyPath, NodeInfo, Numbering};
 pub use crate::params::{SafeParams, Visitor, VisitorMut};
 pub use crate::reader::Reader;
 pub use crate::style::Style;
+pub use crate::Dtype;
+pub use crate::check;
+pub use crate::schema::{FieldSchema, Kind, StructSchema};
 
 /// Visits one field.
 #[inline]

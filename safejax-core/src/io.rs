@@ -1,6 +1,7 @@
 //! Saving and loading values: bytes, writers, files (atomic on save), memory maps, metadata,
 //! collections split over several files, and the strictness of loads.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 
@@ -412,6 +413,76 @@ impl Loader {
     }
 
     /// The style of this load, or `default`, the value's.
+    /// Checks that a `T` would load from the file at `path`, reading only its header: the
+    /// report a strict load would give for names, dtypes and ranks (missing keys, unexpected
+    /// keys, dtype and rank differences), with this loader's style and leniencies. Values are
+    /// not read, so what only the data can show (a `bool` tensor holding a 2, a file cut short)
+    /// is left to the load. A header-only file
+    /// ([`format::write_header_only`](crate::format::write_header_only)) checks as the whole
+    /// file does.
+    ///
+    /// ```
+    /// use ndarray::Array2;
+    /// use safejax_core::{Loader, SafeParams};
+    ///
+    /// let bytes = vec![Array2::<f32>::zeros((2, 3))].to_bytes()?;
+    /// Loader::new().check_bytes::<Vec<Array2<f32>>>(&bytes)?;
+    /// let err = Loader::new().check_bytes::<Vec<Array2<f64>>>(&bytes).unwrap_err();
+    /// assert!(err.to_string().contains("dtype"), "{err}");
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
+    pub fn check<T: SafeParams>(&self, path: impl AsRef<Path>) -> Result<Loaded<()>> {
+        self.check_parts::<T>(&[Part::file(path.as_ref())])
+    }
+
+    /// [`Loader::check`] of bytes in memory (only their header is looked at).
+    pub fn check_bytes<T: SafeParams>(&self, bytes: &[u8]) -> Result<Loaded<()>> {
+        self.check_parts::<T>(&[Part::bytes(bytes)])
+    }
+
+    /// [`Loader::check`] of a value split over several files, as [`Loader::read`] reads it.
+    pub fn check_parts<T: SafeParams>(&self, parts: &[Part<'_>]) -> Result<Loaded<()>> {
+        let heads = parts
+            .iter()
+            .map(|part| match part.input {
+                Input::Path(path) => source::read_header(path).map(Cow::Owned),
+                Input::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let headers = parts
+            .iter()
+            .zip(&heads)
+            .map(|(part, head)| {
+                source::header_of(head).map_err(|e| match part.input {
+                    Input::Path(path) => source::in_file(path, e),
+                    Input::Bytes(_) => e,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut metadata = Metadata::new();
+        for header in &headers {
+            for (k, v) in header.metadata() {
+                metadata.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let files: Vec<_> = parts.iter().map(|p| &p.spec).zip(&headers).collect();
+        let (report, ignored) = crate::check::check_headers(
+            &T::KIND,
+            self.style.unwrap_or(T::STYLE),
+            self.policy,
+            (self.allow_unexpected, self.allow_missing),
+            &files,
+        );
+        if !report.is_empty() {
+            return Err(Error::Load(Box::new(report)));
+        }
+        Ok(Loaded {
+            value: (),
+            metadata,
+            ignored,
+        })
+    }
+
     pub(crate) fn style_or(&self, default: Style) -> Style {
         self.style.unwrap_or(default)
     }

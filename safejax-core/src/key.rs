@@ -32,7 +32,7 @@ pub enum HaikuSep {
 
 impl HaikuSep {
     /// The separator as it appears in a key.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             HaikuSep::Constructor => "/~/",
             HaikuSep::Call => "/",

@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod atomic;
+pub mod check;
 pub mod dtype;
 pub mod error;
 pub mod format;
@@ -38,6 +39,7 @@ pub mod io;
 pub mod key;
 pub mod params;
 pub mod reader;
+pub mod schema;
 mod source;
 pub mod style;
 pub mod tensor;

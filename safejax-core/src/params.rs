@@ -15,6 +15,7 @@ use crate::format::Metadata;
 use crate::io::{Loader, Saver};
 use crate::key::{KeyPath, MAX_DEPTH, check_name, depth_reason};
 use crate::reader::Reader;
+use crate::schema::{Kind, LeafKind, Schema};
 use crate::style::Style;
 use crate::tensor::{Leaf, LeafMut, Tensor, array_from};
 
@@ -71,6 +72,38 @@ pub trait SafeParams: Sized {
     /// field after a flattened list, whose end the file could not then tell.
     #[doc(hidden)]
     const OPTIONAL: bool = false;
+
+    /// The type's key layout, known without an instance: leaves with their dtype and rank,
+    /// structs with their fields, lists, options and maps (see [`crate::schema`]).
+    /// `#[derive(SafeParams)]` builds it from the fields' kinds; a hand-written impl that leaves
+    /// it [`Kind::Opaque`] cannot be checked against a header.
+    const KIND: Kind = Kind::Opaque;
+
+    /// [`SafeParams::KIND`] as a `'static` reference, for the kinds of types that hold
+    /// themselves.
+    #[doc(hidden)]
+    fn kind() -> &'static Kind {
+        const { &Self::KIND }
+    }
+
+    /// The key patterns of the type in its default style, one per leaf:
+    /// `params.blocks_{i}.dense.kernel  f32 rank 2`.
+    ///
+    /// ```
+    /// use safejax_core::SafeParams;
+    /// use safejax_core::schema::Kind;
+    ///
+    /// let schema = <Vec<ndarray::Array2<f32>> as SafeParams>::schema();
+    /// assert_eq!(schema.patterns[0].key, "{i}");
+    /// ```
+    fn schema() -> Schema {
+        Schema::of(&Self::KIND, Self::STYLE)
+    }
+
+    /// The key patterns of the type in `style`.
+    fn schema_in(style: Style) -> Schema {
+        Schema::of(&Self::KIND, style)
+    }
 
     /// Visits every leaf, with its key path, without copying tensor data.
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>);
@@ -157,6 +190,11 @@ pub trait SafeParams: Sized {
 }
 
 impl<T: Element, D: Dimension> SafeParams for Array<T, D> {
+    const KIND: Kind = Kind::Leaf(LeafKind {
+        dtype: Some(T::DTYPE),
+        rank: D::NDIM,
+    });
+
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
         visitor.leaf(path, self);
     }
@@ -173,6 +211,11 @@ impl<T: Element, D: Dimension> SafeParams for Array<T, D> {
 macro_rules! scalar_params {
     ($($ty:ty),*) => {$(
         impl SafeParams for $ty {
+            const KIND: Kind = Kind::Leaf(LeafKind {
+                dtype: Some(<$ty as Element>::DTYPE),
+                rank: Some(0),
+            });
+
             fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
                 visitor.leaf(path, self);
             }
@@ -215,6 +258,11 @@ scalar_params!(
 );
 
 impl SafeParams for Tensor {
+    const KIND: Kind = Kind::Leaf(LeafKind {
+        dtype: None,
+        rank: None,
+    });
+
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
         visitor.leaf(path, self);
     }
@@ -320,6 +368,8 @@ pub(crate) fn visit_list<'a, T>(
 }
 
 impl<T: SafeParams> SafeParams for Vec<T> {
+    const KIND: Kind = Kind::List(&T::KIND);
+
     /// A list's length is stored only as the indices of its tensors, so an element that holds
     /// no tensors is refused when a later one holds some (the file could not be read back);
     /// trailing ones are not stored.
@@ -376,6 +426,8 @@ pub(crate) fn visit_option<'a, T>(
 }
 
 impl<T: SafeParams, const N: usize> SafeParams for [T; N] {
+    const KIND: Kind = Kind::Array(N, &T::KIND);
+
     fn visit<'a>(&'a self, path: &mut KeyPath, visitor: &mut dyn Visitor<'a>) {
         visit_array(self, path, visitor, T::visit);
     }
@@ -412,6 +464,7 @@ pub(crate) fn read_array<'d, T, const N: usize>(
 
 impl<T: SafeParams> SafeParams for Option<T> {
     const OPTIONAL: bool = true;
+    const KIND: Kind = Kind::Option(&T::KIND);
 
     fn entry_suffix(rest: &str) -> bool {
         T::entry_suffix(rest)
@@ -436,6 +489,8 @@ impl<T: SafeParams> SafeParams for Option<T> {
 }
 
 impl<T: SafeParams> SafeParams for Box<T> {
+    const KIND: Kind = T::KIND;
+
     fn entry_suffix(rest: &str) -> bool {
         T::entry_suffix(rest)
     }
@@ -454,6 +509,8 @@ impl<T: SafeParams> SafeParams for Box<T> {
 }
 
 impl<T: SafeParams> SafeParams for Arc<T> {
+    const KIND: Kind = T::KIND;
+
     fn entry_suffix(rest: &str) -> bool {
         T::entry_suffix(rest)
     }
@@ -479,6 +536,7 @@ impl<T: SafeParams> SafeParams for Arc<T> {
 }
 
 impl SafeParams for () {
+    const KIND: Kind = Kind::Empty;
     fn visit<'a>(&'a self, _: &mut KeyPath, _: &mut dyn Visitor<'a>) {}
     fn visit_mut(&mut self, _: &mut KeyPath, _: &mut dyn VisitorMut) {}
     fn read(_: &mut KeyPath, _: &mut Reader<'_>) -> Option<Self> {
@@ -487,6 +545,7 @@ impl SafeParams for () {
 }
 
 impl<T: ?Sized> SafeParams for PhantomData<T> {
+    const KIND: Kind = Kind::Empty;
     fn visit<'a>(&'a self, _: &mut KeyPath, _: &mut dyn Visitor<'a>) {}
     fn visit_mut(&mut self, _: &mut KeyPath, _: &mut dyn VisitorMut) {}
     fn read(_: &mut KeyPath, _: &mut Reader<'_>) -> Option<Self> {
@@ -559,6 +618,8 @@ pub(crate) fn map_suffix(rest: &str) -> bool {
 }
 
 impl<T: SafeParams> SafeParams for BTreeMap<String, T> {
+    const KIND: Kind = Kind::Map(&T::KIND);
+
     fn entry_suffix(rest: &str) -> bool {
         map_suffix(rest)
     }
@@ -578,6 +639,8 @@ impl<T: SafeParams> SafeParams for BTreeMap<String, T> {
 }
 
 impl<T: SafeParams, S: BuildHasher + Default> SafeParams for HashMap<String, T, S> {
+    const KIND: Kind = Kind::Map(&T::KIND);
+
     fn entry_suffix(rest: &str) -> bool {
         map_suffix(rest)
     }

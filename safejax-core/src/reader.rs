@@ -731,7 +731,7 @@ fn normalize(key: &str) -> String {
 }
 
 /// How a tensor of `dtype` and `rank` is declared: `Array2<f32>`.
-fn rust_type(dtype: safetensors::Dtype, rank: usize) -> String {
+pub(crate) fn rust_type(dtype: safetensors::Dtype, rank: usize) -> String {
     use safetensors::Dtype::*;
     let element = match dtype {
         F32 => "f32",

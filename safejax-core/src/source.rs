@@ -163,7 +163,7 @@ impl<'a> Source<'a> {
 }
 
 /// Names the file in an error about its bytes.
-fn in_file(path: &Path, error: Error) -> Error {
+pub(crate) fn in_file(path: &Path, error: Error) -> Error {
     match error {
         Error::Format { offset, reason } => Error::Format {
             offset,
@@ -171,6 +171,32 @@ fn in_file(path: &Path, error: Error) -> Error {
         },
         other => other,
     }
+}
+
+/// The header of a file's first bytes (8 + N, or more), checked alone: nothing after the header
+/// is looked at, so a header-only file (or one cut after its header) is as good as a whole one.
+pub(crate) fn header_of(bytes: &[u8]) -> Result<FileHeader<'_>> {
+    let len = format::header_len(bytes, bytes.len() as u64)?;
+    FileHeader::parse_alone(&bytes[LEN_BYTES..LEN_BYTES + len])
+}
+
+/// The first 8 + N bytes of the file at `path`: its header length and its JSON header.
+pub(crate) fn read_header(path: &Path) -> Result<Vec<u8>> {
+    let read_error = |e| Error::io("read", path, e);
+    let file = File::open(path).map_err(read_error)?;
+    let file_len = file.metadata().map_err(read_error)?.len();
+    let mut head = Vec::with_capacity(LEN_BYTES);
+    (&file)
+        .take(LEN_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(read_error)?;
+    let header_len = format::header_len(&head, file_len).map_err(|e| in_file(path, e))?;
+    // Checked against the file's length and the format's limit before it is allocated.
+    head.resize(LEN_BYTES + header_len, 0);
+    (&file)
+        .read_exact(&mut head[LEN_BYTES..])
+        .map_err(read_error)?;
+    Ok(head)
 }
 
 #[cfg(test)]

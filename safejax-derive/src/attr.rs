@@ -23,6 +23,7 @@ const CONTAINER_KEYS: &[&str] = &[
     "bound",
     "borrow",
     "sep",
+    "expect",
 ];
 
 /// The keys accepted on a field.
@@ -84,6 +85,18 @@ pub struct ContainerAttrs {
     pub bound: Option<Attr<Vec<WherePredicate>>>,
     pub borrow: Option<Attr<()>>,
     pub sep: Option<Attr<Sep>>,
+    /// One file each, of the checkpoint the struct is pinned to.
+    pub expect: Vec<Attr<Expect>>,
+}
+
+/// A file a root struct is pinned to, from `expect = "..."` or `expect(...)`.
+pub struct Expect {
+    /// As written: relative to the crate's manifest directory, or absolute.
+    pub path: String,
+    /// The collections the file holds; `None` for all.
+    pub collections: Option<Vec<String>>,
+    /// Whether its keys start with their collection.
+    pub with_collection: bool,
 }
 
 /// The attributes of one field.
@@ -144,6 +157,13 @@ impl ContainerAttrs {
                 "borrow" => out.borrow = entry.flag(cx),
                 // #[safejax(sep = "/")]
                 "sep" => out.sep = entry.sep(cx),
+                // #[safejax(expect = "params.safetensors")]
+                // #[safejax(expect(path = "...", collections = ["params"], without_collection))]
+                "expect" => {
+                    if let Some(expect) = entry.expect(cx) {
+                        out.expect.push(expect);
+                    }
+                }
                 // #[safejax(bound = "T: safejax::Element")]
                 "bound" => {
                     if let Some(lit) = entry.string(cx) {
@@ -309,6 +329,78 @@ impl Entry {
         }
     }
 
+    /// `expect = "path"`, or `expect(path = "...", collections = [...], without_collection)`.
+    fn expect(&self, cx: &Ctxt) -> Option<Attr<Expect>> {
+        let Value::List(group) = &self.value else {
+            let lit = self.string(cx)?;
+            let expect = Expect {
+                path: lit.value(),
+                collections: None,
+                with_collection: true,
+            };
+            return Some(self.attr(&lit, expect));
+        };
+        let mut path: Option<LitStr> = None;
+        let mut expect = Expect {
+            path: String::new(),
+            collections: None,
+            with_collection: true,
+        };
+        const OPTIONS: &str = "expected `path = \"...\"`, `collections = [\"...\"]` or `without_collection`";
+        for chunk in split_commas(group.stream()) {
+            let mut tokens = flatten_invisible(chunk).into_iter();
+            let (key, eq) = (tokens.next(), tokens.next());
+            let value: TokenStream = tokens.collect();
+            let key_name = match &key {
+                Some(TokenTree::Ident(ident)) => ident.unraw().to_string(),
+                _ => String::new(),
+            };
+            let is_eq = matches!(&eq, Some(TokenTree::Punct(p)) if p.as_char() == '=');
+            let span = key.as_ref().map_or(group.span(), TokenTree::span);
+            match (key_name.as_str(), is_eq) {
+                ("path", true) => match syn::parse2::<LitStr>(value.clone()) {
+                    Ok(lit) => path = Some(lit),
+                    Err(_) => cx.error_spanned_by(
+                        &value,
+                        "safejax `expect` `path` expects a string literal",
+                    ),
+                },
+                ("collections", true) => {
+                    let list = syn::parse2::<Group>(value.clone())
+                        .ok()
+                        .filter(|g| g.delimiter() == Delimiter::Bracket)
+                        .and_then(|g| {
+                            let parser = Punctuated::<LitStr, Token![,]>::parse_terminated;
+                            syn::parse::Parser::parse2(parser, g.stream()).ok()
+                        });
+                    match list {
+                        Some(list) => {
+                            expect.collections = Some(list.iter().map(LitStr::value).collect())
+                        }
+                        None => cx.error_spanned_by(
+                            &value,
+                            "safejax `expect` `collections` expects an array of string literals: `collections = [\"params\"]`",
+                        ),
+                    }
+                }
+                ("without_collection", false) if eq.is_none() => expect.with_collection = false,
+                _ => cx.error(
+                    span,
+                    format_args!("unknown safejax `expect` option, {OPTIONS}"),
+                ),
+            }
+        }
+        let Some(lit) = path else {
+            cx.error(
+                group.span(),
+                "safejax `expect(...)` needs `path = \"...\"`",
+            );
+            return None;
+        };
+        expect.path = lit.value();
+        Some(self.attr(&lit, expect))
+    }
+
     /// A flag such as `skip`, which takes no value.
     fn flag(&self, cx: &Ctxt) -> Option<Attr<()>> {
         let name = &self.name;
@@ -384,7 +476,9 @@ fn entries(
                 continue;
             };
             let known = expected.contains(&entry.name.as_str());
-            if known && out.iter().any(|seen| seen.name == entry.name) {
+            // One `expect` per file of a checkpoint split over several.
+            let repeatable = entry.name == "expect";
+            if known && !repeatable && out.iter().any(|seen| seen.name == entry.name) {
                 cx.error(
                     entry.key.span(),
                     format_args!("duplicate safejax attribute `{}`", entry.name),

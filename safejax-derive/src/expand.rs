@@ -8,14 +8,18 @@ use syn::{DeriveInput, Type};
 use crate::ast::{Container, Field};
 use crate::attr::{Numbering, Sep, Style};
 use crate::check;
+use crate::expect;
 use crate::ctxt::Ctxt;
 
 /// Expands `#[derive(SafeParams)]` on `input`.
 pub fn derive(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let container = Container::from_ast(&cx, input);
+    let mut pinned = TokenStream::new();
     if let Some(container) = &container {
         check::check(&cx, container);
+        let style = container.attrs.style.as_ref().map_or(Style::Flax, |s| s.value);
+        pinned = expect::check(&cx, container, style);
     }
     let krate = container
         .as_ref()
@@ -23,7 +27,7 @@ pub fn derive(input: &DeriveInput) -> TokenStream {
         .map(|krate| &krate.value);
     let import = import(krate);
     match (cx.check(), &container) {
-        (Ok(()), Some(container)) => impl_params(container, &import),
+        (Ok(()), Some(container)) => impl_params(container, &import, pinned),
         (Err(error), _) => fallback(input, &import, &error),
         (Ok(()), None) => fallback(
             input,
@@ -119,7 +123,7 @@ fn data_lifetime<'c>(cont: &Container<'c>) -> Option<&'c syn::Lifetime> {
         .map(|param| &param.lifetime)
 }
 
-fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
+fn impl_params(cont: &Container, import: &TokenStream, pinned: TokenStream) -> TokenStream {
     let ident = cont.ident;
     let generics = &cont.original.generics;
     let (impl_generics, ty_generics, _) = generics.split_for_impl();
@@ -137,6 +141,7 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
             const __FIELDS: [_safejax::__private::FieldInfo; #count] = [#(#field_infos),*];
         }
     });
+    let kind = kind(cont, &stored);
     let style = cont.attrs.style.as_ref().map(|style| {
         let variant = match style.value {
             Style::Flax => quote!(Flax),
@@ -286,10 +291,12 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
             import,
             quote! {
                 #node
+                #pinned
 
                 #[automatically_derived]
                 impl #impl_generics _safejax::__private::SafeParams for #ident #ty_generics #where_clause {
                     #style
+                    #kind
 
                     fn visit<'__a>(
                         &'__a self,
@@ -386,6 +393,43 @@ fn impl_params(cont: &Container, import: &TokenStream) -> TokenStream {
             }
         },
     )
+}
+
+/// The struct's `KIND`: its node and its stored fields' kinds. A field whose type holds the
+/// struct itself takes its kind through a function, so that the kind stays finite.
+fn kind(cont: &Container, stored: &[&Field]) -> TokenStream {
+    let this = Ident::new("Self", Span::call_site());
+    let recursive = [cont.ident, &this];
+    let fields = stored.iter().enumerate().map(|(i, field)| {
+        let ty = field.ty;
+        let rust_name = field.display();
+        let default = field.attrs.default.is_some();
+        let flatten = field.attrs.flatten.is_some();
+        let kind = if names_any(ty, &recursive) {
+            quote!(&_safejax::__private::Kind::Recursive(<#ty as _safejax::__private::SafeParams>::kind))
+        } else {
+            quote!(&<#ty as _safejax::__private::SafeParams>::KIND)
+        };
+        quote_spanned! {at(ty.span())=>
+            _safejax::__private::FieldSchema {
+                rust_name: #rust_name,
+                info: __FIELDS[#i],
+                default: #default,
+                flatten: #flatten,
+                kind: #kind,
+            }
+        }
+    });
+    let name = cont.ident.to_string();
+    quote! {
+        const KIND: _safejax::__private::Kind = _safejax::__private::Kind::Struct(
+            &_safejax::__private::StructSchema {
+                name: #name,
+                node: __NODE,
+                fields: &[#(#fields),*],
+            },
+        );
+    }
 }
 
 /// `Some("x")` or `None`, as runtime tokens.

@@ -10,6 +10,7 @@ mod attr;
 mod check;
 mod ctxt;
 mod expand;
+mod expect;
 
 use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};

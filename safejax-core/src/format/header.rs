@@ -364,6 +364,48 @@ impl<'h> FileHeader<'h> {
         })
     }
 
+    /// Parses and checks the JSON `text` of a header read alone: its tensors' offsets are
+    /// checked against each other and against their shapes, but not against a data section,
+    /// which need not follow (a header-only file, or a file cut after its header).
+    pub(crate) fn parse_alone(text: &'h [u8]) -> Result<Self> {
+        let text_str = std::str::from_utf8(text).map_err(|e| {
+            Error::format(
+                (LEN_BYTES + e.valid_up_to()) as u64,
+                "header is not valid UTF-8",
+            )
+        })?;
+        let raw = RawHeader::deserialize(&mut serde_json::Deserializer::from_str(text_str))
+            .map_err(|e| json_error(text_str, e))?;
+        let data_len = raw.entries.iter().map(|e| e.end).max().unwrap_or(0);
+        let data_start = LEN_BYTES + text.len();
+        let entries = check_entries(raw.entries, &raw.dims, raw.unknown, data_len, data_start)?;
+        Ok(FileHeader {
+            entries,
+            dims: raw.dims,
+            metadata: raw.metadata.unwrap_or_default(),
+            data_start: data_start as u64,
+            data_len,
+        })
+    }
+
+    /// The number of tensors.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Tensor `i`'s key, dtype and shape.
+    pub(crate) fn tensor(&self, i: usize) -> (&str, Dtype, &[usize]) {
+        let entry = &self.entries[i];
+        let shape = &self.dims[entry.dims_at as usize..][..entry.rank as usize];
+        // Checked by `check_entries`: every dtype is known.
+        (&entry.name, entry.dtype.unwrap_or(Dtype::U8), shape)
+    }
+
+    /// The metadata.
+    pub(crate) fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
     /// The header with the data it was checked for.
     pub(crate) fn with_data<'d>(self, data: &'d [u8]) -> Parsed<'d>
     where
