@@ -440,22 +440,50 @@ impl Loader {
         self.check_parts::<T>(&[Part::bytes(bytes)])
     }
 
+    /// [`Loader::check`] of the file `reader` reads from its start: only its 8-byte header
+    /// length and its header are read, so a stream (a download, a pipe) is checked before its
+    /// data arrives.
+    ///
+    /// ```
+    /// use ndarray::Array1;
+    /// use safejax_core::{Loader, SafeParams};
+    ///
+    /// let bytes = vec![Array1::<f32>::zeros(1000)].to_bytes()?;
+    /// let mut reader = &bytes[..];
+    /// Loader::new().check_from::<Vec<Array1<f32>>>(&mut reader)?;
+    /// assert_eq!(reader.len(), 4000, "the data was not read");
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
+    pub fn check_from<T: SafeParams>(&self, reader: impl std::io::Read) -> Result<Loaded<()>> {
+        let head = source::read_header_from(reader, None)?;
+        self.check_heads::<T>(&[(PartSpec::whole(), Cow::Owned(head), None)])
+    }
+
     /// [`Loader::check`] of a value split over several files, as [`Loader::read`] reads it.
     pub fn check_parts<T: SafeParams>(&self, parts: &[Part<'_>]) -> Result<Loaded<()>> {
         let heads = parts
             .iter()
             .map(|part| match part.input {
-                Input::Path(path) => source::read_header(path).map(Cow::Owned),
-                Input::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
+                Input::Path(path) => {
+                    let head = source::read_header(path)?;
+                    Ok((part.spec.clone(), Cow::Owned(head), Some(path)))
+                }
+                Input::Bytes(bytes) => Ok((part.spec.clone(), Cow::Borrowed(bytes), None)),
             })
             .collect::<Result<Vec<_>>>()?;
-        let headers = parts
+        self.check_heads::<T>(&heads)
+    }
+
+    fn check_heads<T: SafeParams>(
+        &self,
+        heads: &[(PartSpec, Cow<'_, [u8]>, Option<&Path>)],
+    ) -> Result<Loaded<()>> {
+        let headers = heads
             .iter()
-            .zip(&heads)
-            .map(|(part, head)| {
-                source::header_of(head).map_err(|e| match part.input {
-                    Input::Path(path) => source::in_file(path, e),
-                    Input::Bytes(_) => e,
+            .map(|(_, head, path)| {
+                source::header_of(head).map_err(|e| match path {
+                    Some(path) => source::in_file(path, e),
+                    None => e,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -465,7 +493,7 @@ impl Loader {
                 metadata.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
-        let files: Vec<_> = parts.iter().map(|p| &p.spec).zip(&headers).collect();
+        let files: Vec<_> = heads.iter().map(|(spec, ..)| spec).zip(&headers).collect();
         let (report, ignored) = crate::check::check_headers(
             &T::KIND,
             self.style.unwrap_or(T::STYLE),

@@ -185,17 +185,42 @@ pub(crate) fn read_header(path: &Path) -> Result<Vec<u8>> {
     let read_error = |e| Error::io("read", path, e);
     let file = File::open(path).map_err(read_error)?;
     let file_len = file.metadata().map_err(read_error)?.len();
+    read_header_from(&file, Some((path, file_len)))
+}
+
+/// The first 8 + N bytes `reader` gives: a header length checked against the format's limit
+/// (and against the file's length, when known), then that many bytes, nothing after them.
+pub(crate) fn read_header_from(
+    reader: impl Read,
+    file: Option<(&Path, u64)>,
+) -> Result<Vec<u8>> {
+    let read_error = |e| match file {
+        Some((path, _)) => Error::io("read", path, e),
+        None => Error::io("read", "(stream)", e),
+    };
+    let mut reader = reader;
     let mut head = Vec::with_capacity(LEN_BYTES);
-    (&file)
+    (&mut reader)
         .take(LEN_BYTES as u64)
         .read_to_end(&mut head)
         .map_err(read_error)?;
-    let header_len = format::header_len(&head, file_len).map_err(|e| in_file(path, e))?;
-    // Checked against the file's length and the format's limit before it is allocated.
-    head.resize(LEN_BYTES + header_len, 0);
-    (&file)
-        .read_exact(&mut head[LEN_BYTES..])
+    let file_len = file.map_or(u64::MAX, |(_, len)| len);
+    let header_len = format::header_len(&head, file_len).map_err(|e| match file {
+        Some((path, _)) => in_file(path, e),
+        None => e,
+    })?;
+    // At most the format's limit; read in steps, so a stream that ends early costs what it sent.
+    (&mut reader)
+        .take(header_len as u64)
+        .read_to_end(&mut head)
         .map_err(read_error)?;
+    if head.len() != LEN_BYTES + header_len {
+        let got = head.len() - LEN_BYTES;
+        return Err(Error::format(
+            LEN_BYTES as u64,
+            format!("the header is {header_len} bytes long, but the input ends after {got} of them"),
+        ));
+    }
     Ok(head)
 }
 

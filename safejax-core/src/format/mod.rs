@@ -6,6 +6,7 @@ mod header;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
+use std::path::Path;
 
 use safetensors::Dtype;
 
@@ -26,6 +27,33 @@ pub const MAX_HEADER_LEN: u64 = 100_000_000;
 
 /// The size of the header length that starts every file.
 pub const LEN_BYTES: usize = 8;
+
+/// Writes the header-only file of the safetensors file at `from` to `to`: its first 8 + N bytes
+/// (the header's length and the JSON header), checked, and no tensor data. It stands for the
+/// whole file wherever only names, dtypes and shapes matter: [`crate::Loader::check`], and
+/// `#[safejax(expect = "...")]` for checkpoints too large to keep in a repository. Only the
+/// header of `from` is read; `to` is replaced atomically.
+///
+/// ```
+/// use safejax_core::{Loader, SafeParams, format};
+///
+/// let dir = tempfile::tempdir()?;
+/// let (full, head) = (dir.path().join("model.safetensors"), dir.path().join("model.header"));
+/// vec![ndarray::Array1::<f32>::zeros(1 << 20)].save(&full)?;
+/// format::write_header_only(&full, &head)?;
+/// assert!(std::fs::metadata(&head)?.len() < 100);
+/// Loader::new().check::<Vec<ndarray::Array1<f32>>>(&head)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_header_only(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
+    let from = from.as_ref();
+    let head = crate::source::read_header(from)?;
+    crate::source::header_of(&head).map_err(|e| crate::source::in_file(from, e))?;
+    crate::io::write_atomically(to.as_ref(), |out| {
+        out.write_all(&head)
+            .map_err(|e| Error::io("write", to.as_ref(), e))
+    })
+}
 
 /// Parses a dtype name as the header writes it (`F32`, `BF16`, `F8_E4M3`, ...).
 ///
