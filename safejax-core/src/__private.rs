@@ -4,13 +4,13 @@ pub use core::default::Default;
 pub use core::marker::Sized;
 pub use core::option::Option::{self, None, Some};
 
+pub use crate::Dtype;
+pub use crate::check;
 pub use crate::key::{FieldInfo, HaikuSep, KeyPath, NodeInfo, Numbering};
 pub use crate::params::{SafeParams, Visitor, VisitorMut};
 pub use crate::reader::Reader;
-pub use crate::style::Style;
-pub use crate::Dtype;
-pub use crate::check;
 pub use crate::schema::{FieldSchema, Kind, StructSchema};
+pub use crate::style::Style;
 
 /// Visits one field.
 #[inline]
@@ -76,6 +76,8 @@ pub struct FieldOps<T> {
     pub visit_mut: fn(&mut T, &FieldInfo, &mut KeyPath, &mut dyn VisitorMut),
     /// Reads the field.
     pub read: fn(&FieldInfo, &mut KeyPath, &mut Reader<'_>) -> Option<T>,
+    /// The field type's kind.
+    pub kind: &'static Kind,
 }
 
 /// The operations on a required field.
@@ -85,6 +87,7 @@ pub const fn field<T: SafeParams>() -> FieldOps<T> {
         visit: visit_field::<T>,
         visit_mut: visit_field_mut::<T>,
         read: read_field::<T>,
+        kind: const { &T::KIND },
     }
 }
 
@@ -95,6 +98,7 @@ pub const fn default_field<T: SafeParams + Default>() -> FieldOps<T> {
         visit: visit_field::<T>,
         visit_mut: visit_field_mut::<T>,
         read: read_field_or_default::<T>,
+        kind: const { &T::KIND },
     }
 }
 
@@ -332,6 +336,8 @@ pub struct FlattenOps<L> {
     pub visit_mut: fn(&mut L, &FieldInfo, &mut isize, &mut KeyPath, &mut dyn VisitorMut),
     /// Reads the list.
     pub read: fn(&FieldInfo, &mut isize, &mut KeyPath, &mut Reader<'_>) -> Option<L>,
+    /// The list's kind: a `Vec`'s or an array's.
+    pub kind: &'static Kind,
 }
 
 /// The operations on a flattened list field.
@@ -344,5 +350,21 @@ where
         visit: visit_flattened::<L>,
         visit_mut: visit_flattened_mut::<L>,
         read: read_flattened::<L>,
+        kind: const {
+            &match L::LEN {
+                Some(n) => Kind::Array(n, &L::Item::KIND),
+                None => Kind::List(&L::Item::KIND),
+            }
+        },
     }
+}
+
+/// The collision check of a generic struct, run where it is used with concrete types.
+pub struct NoCollisions<T>(core::marker::PhantomData<T>);
+
+impl<T: SafeParams> NoCollisions<T> {
+    /// Fails the build with a description of two fields that write the same key.
+    pub const OK: () = if let Some(message) = crate::check::collision_message(&T::KIND) {
+        panic!("{}", message.as_str())
+    };
 }

@@ -474,10 +474,7 @@ impl Loader {
         self.check_heads::<T>(&heads)
     }
 
-    fn check_heads<T: SafeParams>(
-        &self,
-        heads: &[(PartSpec, Cow<'_, [u8]>, Option<&Path>)],
-    ) -> Result<Loaded<()>> {
+    fn check_heads<T: SafeParams>(&self, heads: &[Head<'_>]) -> Result<Loaded<()>> {
         let headers = heads
             .iter()
             .map(|(_, head, path)| {
@@ -609,6 +606,9 @@ impl Loader {
 }
 
 /// First pass of an in-place load: takes and checks every tensor, assigns nothing.
+/// A file's header bytes for [`Loader::check`], with what the file holds and where it is.
+type Head<'a> = (PartSpec, Cow<'a, [u8]>, Option<&'a Path>);
+
 struct CheckPass<'r, 'd> {
     reader: &'r mut Reader<'d>,
     allow_missing: bool,

@@ -464,7 +464,7 @@ pub(crate) fn read_array<'d, T, const N: usize>(
 
 impl<T: SafeParams> SafeParams for Option<T> {
     const OPTIONAL: bool = true;
-    const KIND: Kind = Kind::Option(&T::KIND);
+    const KIND: Kind = Kind::Optional(&T::KIND);
 
     fn entry_suffix(rest: &str) -> bool {
         T::entry_suffix(rest)

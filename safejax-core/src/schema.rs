@@ -33,7 +33,7 @@ pub enum Kind {
     /// A list of a fixed length (`[T; N]`).
     Array(usize, &'static Kind),
     /// A value that may be absent: read when the file has keys under it.
-    Option(&'static Kind),
+    Optional(&'static Kind),
     /// A string-keyed map: one entry per name the file has under it.
     Map(&'static Kind),
     /// Nothing stored (`()`, `PhantomData`).
@@ -126,7 +126,8 @@ impl Schema {
 
     fn walk(&mut self, kind: &Kind, path: &mut KeyPath, optional: bool) {
         if path.segments().len() > crate::key::MAX_DEPTH {
-            self.unknown.push(format!("{} (too deep)", self.style.prefix(path)));
+            self.unknown
+                .push(format!("{} (too deep)", self.style.prefix(path)));
             return;
         }
         match kind {
@@ -138,7 +139,7 @@ impl Schema {
             Kind::Struct(schema) => self.structure(schema, path, optional),
             Kind::List(element) => self.elements(element, path, "{i}", true),
             Kind::Array(_, element) => self.elements(element, path, "{i}", optional),
-            Kind::Option(inner) => self.walk(inner, path, true),
+            Kind::Optional(inner) => self.walk(inner, path, true),
             Kind::Map(element) => {
                 let set = path.default_class(MAP_CLASS);
                 path.push_key("{key}");

@@ -36,6 +36,7 @@ const FIELD_KEYS: &[&str] = &[
     "sep",
     "numbering",
     "flatten",
+    "recursive",
 ];
 
 /// An attribute value with the spans errors about it point at.
@@ -110,6 +111,7 @@ pub struct FieldAttrs {
     pub sep: Option<Attr<Sep>>,
     pub numbering: Option<Attr<Numbering>>,
     pub flatten: Option<Attr<()>>,
+    pub recursive: Option<Attr<()>>,
 }
 
 impl ContainerAttrs {
@@ -207,6 +209,8 @@ impl FieldAttrs {
                 "sep" => out.sep = entry.sep(cx),
                 // #[safejax(flatten)]
                 "flatten" => out.flatten = entry.flag(cx),
+                // #[safejax(recursive)]
+                "recursive" => out.recursive = entry.flag(cx),
                 // #[safejax(numbering = "haiku")]
                 "numbering" => {
                     if let Some(lit) = entry.string(cx) {
@@ -346,7 +350,8 @@ impl Entry {
             collections: None,
             with_collection: true,
         };
-        const OPTIONS: &str = "expected `path = \"...\"`, `collections = [\"...\"]` or `without_collection`";
+        const OPTIONS: &str =
+            "expected `path = \"...\"`, `collections = [\"...\"]` or `without_collection`";
         for chunk in split_commas(group.stream()) {
             let mut tokens = flatten_invisible(chunk).into_iter();
             let (key, eq) = (tokens.next(), tokens.next());
@@ -391,10 +396,7 @@ impl Entry {
             }
         }
         let Some(lit) = path else {
-            cx.error(
-                group.span(),
-                "safejax `expect(...)` needs `path = \"...\"`",
-            );
+            cx.error(group.span(), "safejax `expect(...)` needs `path = \"...\"`");
             return None;
         };
         expect.path = lit.value();

@@ -8,8 +8,8 @@ use syn::{DeriveInput, Type};
 use crate::ast::{Container, Field};
 use crate::attr::{Numbering, Sep, Style};
 use crate::check;
-use crate::expect;
 use crate::ctxt::Ctxt;
+use crate::expect;
 
 /// Expands `#[derive(SafeParams)]` on `input`.
 pub fn derive(input: &DeriveInput) -> TokenStream {
@@ -18,7 +18,11 @@ pub fn derive(input: &DeriveInput) -> TokenStream {
     let mut pinned = TokenStream::new();
     if let Some(container) = &container {
         check::check(&cx, container);
-        let style = container.attrs.style.as_ref().map_or(Style::Flax, |s| s.value);
+        let style = container
+            .attrs
+            .style
+            .as_ref()
+            .map_or(Style::Flax, |s| s.value);
         pinned = expect::check(&cx, container, style);
     }
     let krate = container
@@ -141,7 +145,24 @@ fn impl_params(cont: &Container, import: &TokenStream, pinned: TokenStream) -> T
             const __FIELDS: [_safejax::__private::FieldInfo; #count] = [#(#field_infos),*];
         }
     });
-    let kind = kind(cont, &stored);
+    // Two fields writing one key: checked once for a struct, where used for a generic one.
+    let generic = !generics.params.is_empty();
+    let collisions_const = (!generic).then(|| {
+        quote_spanned! {at(ident.span())=>
+            const _: () = if let _safejax::__private::Some(__message) =
+                _safejax::__private::check::collision_message(
+                    &<#ident as _safejax::__private::SafeParams>::KIND,
+                )
+            {
+                ::core::panic!("{}", __message.as_str())
+            };
+        }
+    });
+    let collisions_use = generic.then(|| {
+        quote! {
+            let () = _safejax::__private::NoCollisions::<Self>::OK;
+        }
+    });
     let style = cont.attrs.style.as_ref().map(|style| {
         let variant = match style.value {
             Style::Flax => quote!(Flax),
@@ -165,6 +186,7 @@ fn impl_params(cont: &Container, import: &TokenStream, pinned: TokenStream) -> T
         };
         quote_spanned!(at(ty.span())=> _safejax::__private::#ops::<#ty>())
     };
+    let kind = kind(cont, &stored, &ops);
     // With a flattened list, the positions after it move by its length less one: `__shift`.
     let flattens = stored.iter().any(|field| field.attrs.flatten.is_some());
     let shift = flattens.then(|| quote!(let mut __shift: isize = 0;));
@@ -292,6 +314,7 @@ fn impl_params(cont: &Container, import: &TokenStream, pinned: TokenStream) -> T
             quote! {
                 #node
                 #pinned
+                #collisions_const
 
                 #[automatically_derived]
                 impl #impl_generics _safejax::__private::SafeParams for #ident #ty_generics #where_clause {
@@ -303,6 +326,7 @@ fn impl_params(cont: &Container, import: &TokenStream, pinned: TokenStream) -> T
                         __path: &mut _safejax::__private::KeyPath,
                         __visitor: &mut dyn _safejax::__private::Visitor<'__a>,
                     ) {
+                        #collisions_use
                         let __saved = __path.enter_node(&__NODE);
                         #shift
                         #(#visits)*
@@ -324,6 +348,7 @@ fn impl_params(cont: &Container, import: &TokenStream, pinned: TokenStream) -> T
                         __path: &mut _safejax::__private::KeyPath,
                         __reader: &mut _safejax::__private::Reader<'_>,
                     ) -> _safejax::__private::Option<Self> {
+                        #collisions_use
                         #read_body
                     }
                 }
@@ -397,7 +422,7 @@ fn impl_params(cont: &Container, import: &TokenStream, pinned: TokenStream) -> T
 
 /// The struct's `KIND`: its node and its stored fields' kinds. A field whose type holds the
 /// struct itself takes its kind through a function, so that the kind stays finite.
-fn kind(cont: &Container, stored: &[&Field]) -> TokenStream {
+fn kind(cont: &Container, stored: &[&Field], ops: &dyn Fn(&Field) -> TokenStream) -> TokenStream {
     let this = Ident::new("Self", Span::call_site());
     let recursive = [cont.ident, &this];
     let fields = stored.iter().enumerate().map(|(i, field)| {
@@ -405,10 +430,15 @@ fn kind(cont: &Container, stored: &[&Field]) -> TokenStream {
         let rust_name = field.display();
         let default = field.attrs.default.is_some();
         let flatten = field.attrs.flatten.is_some();
-        let kind = if names_any(ty, &recursive) {
-            quote!(&_safejax::__private::Kind::Recursive(<#ty as _safejax::__private::SafeParams>::kind))
+        // Through the same `field::<T>()` as the methods, so a bad field type is one error.
+        let span = at(ty.span());
+        let kind = if field.attrs.recursive.is_some() || names_any(ty, &recursive) {
+            quote_spanned!(span=> &_safejax::__private::Kind::Recursive(<#ty as _safejax::__private::SafeParams>::kind))
+        } else if flatten {
+            quote_spanned!(span=> _safejax::__private::flatten_field::<#ty>().kind)
         } else {
-            quote!(&<#ty as _safejax::__private::SafeParams>::KIND)
+            let ops = ops(field);
+            quote_spanned!(span=> #ops.kind)
         };
         quote_spanned! {at(ty.span())=>
             _safejax::__private::FieldSchema {

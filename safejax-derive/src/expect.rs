@@ -79,7 +79,12 @@ pub fn check(cx: &Ctxt, cont: &Container, style: Style) -> TokenStream {
 }
 
 /// The table's items and the const that checks the struct against it.
-fn table(cont: &Container, style: Style, pinned: &[(Pinned, &Attr<Expect>)], span: Span) -> TokenStream {
+fn table(
+    cont: &Container,
+    style: Style,
+    pinned: &[(Pinned, &Attr<Expect>)],
+    span: Span,
+) -> TokenStream {
     let mut parts = Vec::new();
     let mut includes = Vec::new();
     let mut first = 0usize;
@@ -141,7 +146,12 @@ fn table(cont: &Container, style: Style, pinned: &[(Pinned, &Attr<Expect>)], spa
         quote!(_safejax::__private::check::NameRef { part: #part, entry: #entry, start: #start })
     });
     let ident = cont.ident;
-    let files: Vec<String> = cont.attrs.expect.iter().map(|e| format!("`{}`", e.value.path)).collect();
+    let files: Vec<String> = cont
+        .attrs
+        .expect
+        .iter()
+        .map(|e| format!("`{}`", e.value.path))
+        .collect();
     let what = format!(
         "safejax: `{ident}` does not load {} strictly",
         files.join(" + ")
@@ -238,15 +248,22 @@ fn parse(text: &[u8]) -> Result<Vec<Tensor>, String> {
         if name == "__metadata__" {
             continue;
         }
-        let field = |key: &str| value.get(key).ok_or(format!("tensor `{name}` has no `{key}`"));
+        let field = |key: &str| {
+            value
+                .get(key)
+                .ok_or(format!("tensor `{name}` has no `{key}`"))
+        };
         let numbers = |key: &str| -> Result<Vec<u64>, String> {
             field(key)?
                 .as_array()
                 .and_then(|list| list.iter().map(serde_json::Value::as_u64).collect())
-                .ok_or(format!("tensor `{name}` has a `{key}` that is not a list of integers"))
+                .ok_or(format!(
+                    "tensor `{name}` has a `{key}` that is not a list of integers"
+                ))
         };
         let dtype = field("dtype")?.as_str().unwrap_or_default();
-        let (dtype, bits) = dtype_of(dtype).ok_or(format!("tensor `{name}` has unknown dtype `{dtype}`"))?;
+        let (dtype, bits) =
+            dtype_of(dtype).ok_or(format!("tensor `{name}` has unknown dtype `{dtype}`"))?;
         let shape = numbers("shape")?;
         let offsets = numbers("data_offsets")?;
         let [start, end] = offsets[..] else {

@@ -91,7 +91,7 @@ fn unknown_keys_are_named_with_a_suggestion() {
         &[
             "unknown safejax field attribute `renam`, did you mean `rename`?",
             "unknown safejax field attribute `style`, `style` is a container attribute",
-            "unknown safejax field attribute `frobnicate`, expected one of `rename`, `skip`, `default`, `collection`, `class`, `sep`, `numbering`, `flatten`",
+            "unknown safejax field attribute `frobnicate`, expected one of `rename`, `skip`, `default`, `collection`, `class`, `sep`, `numbering`, `flatten`, `recursive`",
         ],
     );
     assert_errors(

@@ -10,14 +10,21 @@
 //! Const code has no allocation: the caller lends the buffers (the used flags, the map entries
 //! tried, the findings and their text), sized for the table.
 
+mod collide;
+mod path;
+mod report;
+
+pub use collide::collision_message;
+pub use path::MAX_KEY;
+pub(crate) use report::check_headers;
+pub use report::{Message, expect_message, names_order};
+
+use self::path::{Buf, Name, Path};
 use crate::Dtype;
-use crate::key::{HaikuSep, MAX_DEPTH, Numbering};
+use crate::key::Numbering;
 use crate::reader::MAX_ENTRY_CANDIDATES;
 use crate::schema::{FieldSchema, Kind, LeafKind, StructSchema};
-use crate::style::{OBJAX_DEFAULT_KIND, Style};
-
-/// The longest key the checker renders; a longer one is a finding of its own.
-pub const MAX_KEY: usize = 2048;
+use crate::style::Style;
 
 /// One tensor of a file, as the header describes it.
 #[derive(Debug, Clone, Copy)]
@@ -134,108 +141,10 @@ pub struct Out<'o, 't> {
     pub overflow: bool,
 }
 
-#[derive(Clone, Copy)]
-enum Name<'t> {
-    Field(&'static str),
-    Position(usize),
-    Index(usize),
-    Key(&'t str),
-    /// Where a child's name goes, in [`Checker::affixes`].
-    Mark,
-}
-
-#[derive(Clone, Copy)]
-struct Seg<'t> {
-    name: Name<'t>,
-    class: Option<&'static str>,
-    sep: HaikuSep,
-    numbering: Numbering,
-}
-
-impl Seg<'_> {
-    const fn is_element(&self) -> bool {
-        matches!(self.name, Name::Index(_) | Name::Key(_) | Name::Mark)
-    }
-}
-
-const EMPTY_SEG: Seg<'static> = Seg {
-    name: Name::Index(0),
-    class: None,
-    sep: HaikuSep::Constructor,
-    numbering: Numbering::Index,
-};
-
-/// Room for the deepest path the checker follows, and the segments of its probes.
-const MAX_SEGMENTS: usize = MAX_DEPTH + 4;
-
-struct Saved {
-    collection: Option<Option<&'static str>>,
-    pinned: bool,
-    set_class: bool,
-    set_root: bool,
-}
-
 enum Presence {
     Absent,
     Present,
     Failed,
-}
-
-/// A rendered key, or prefix.
-struct Buf {
-    bytes: [u8; MAX_KEY],
-    len: usize,
-    overflow: bool,
-}
-
-impl Buf {
-    const fn new() -> Self {
-        Buf {
-            bytes: [0; MAX_KEY],
-            len: 0,
-            overflow: false,
-        }
-    }
-
-    const fn push(&mut self, b: u8) {
-        if self.len < MAX_KEY {
-            self.bytes[self.len] = b;
-            self.len += 1;
-        } else {
-            self.overflow = true;
-        }
-    }
-
-    const fn push_str(&mut self, s: &str) {
-        let bytes = s.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            self.push(bytes[i]);
-            i += 1;
-        }
-    }
-
-    const fn push_usize(&mut self, n: usize) {
-        let mut digits = [0u8; 20];
-        let mut count = 0;
-        let mut n = n;
-        loop {
-            digits[count] = b'0' + (n % 10) as u8;
-            count += 1;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        while count > 0 {
-            count -= 1;
-            self.push(digits[count]);
-        }
-    }
-
-    const fn as_bytes(&self) -> &[u8] {
-        self.bytes.split_at(self.len).0
-    }
 }
 
 /// Walks a value's [`Kind`] against a [`Table`], as a strict load would read it.
@@ -246,11 +155,7 @@ pub struct Checker<'c, 'o, 't> {
     style: Style,
     convert_floats: bool,
     out: &'c mut Out<'o, 't>,
-    segs: [Seg<'t>; MAX_SEGMENTS],
-    len: usize,
-    root_class: Option<&'static str>,
-    collection: Option<&'static str>,
-    pinned: bool,
+    path: Path<'t>,
     hits: usize,
     probing: usize,
     key: Buf,
@@ -272,11 +177,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             style,
             convert_floats,
             out,
-            segs: [EMPTY_SEG; MAX_SEGMENTS],
-            len: 0,
-            root_class: None,
-            collection: None,
-            pinned: false,
+            path: Path::new(style),
             hits: 0,
             probing: 0,
             key: Buf::new(),
@@ -297,24 +198,24 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             Kind::Leaf(leaf) => self.leaf(leaf),
             Kind::Struct(schema) => self.structure(schema),
             Kind::List(element) => {
-                self.default_class(crate::params::LIST_CLASS);
+                self.path.default_class(crate::params::LIST_CLASS);
                 self.elements(element)
             }
             Kind::Array(n, element) => {
-                self.default_class(crate::params::LIST_CLASS);
+                self.path.default_class(crate::params::LIST_CLASS);
                 let mut ok = true;
                 let mut i = 0;
                 while i < *n {
-                    self.push(Name::Index(i));
+                    self.path.push(Name::Index(i));
                     ok &= self.walk(element);
-                    self.pop();
+                    self.path.pop();
                     i += 1;
                 }
                 ok
             }
-            Kind::Option(inner) => !matches!(self.optional(inner), Presence::Failed),
+            Kind::Optional(inner) => !matches!(self.optional(inner), Presence::Failed),
             Kind::Map(element) => {
-                self.default_class(crate::params::MAP_CLASS);
+                self.path.default_class(crate::params::MAP_CLASS);
                 self.entries(element)
             }
             Kind::Empty => true,
@@ -325,13 +226,15 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
 
     const fn unchecked(&mut self, why: &'static str) -> bool {
         self.hits += 1;
-        self.render_prefix(false);
+        self.key = self.path.render_prefix();
         self.finding(What::Unchecked(why));
         false
     }
 
     const fn structure(&mut self, schema: &StructSchema) -> bool {
-        let saved = self.enter_node(schema.node.class, schema.node.collection);
+        let saved = self
+            .path
+            .enter_node(schema.node.class, schema.node.collection);
         let mut ok = true;
         let mut shift: isize = 0;
         let mut i = 0;
@@ -341,18 +244,18 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
                 self.flattened(field, &mut shift)
             } else {
                 let position = field.info.position.wrapping_add_signed(shift);
-                let saved = self.enter_field(field, position);
+                let saved = self.path.enter_field(field, position);
                 let ok = if field.default {
                     !matches!(self.optional(field.kind), Presence::Failed)
                 } else {
                     self.walk(field.kind)
                 };
-                self.leave_field(saved);
+                self.path.leave_field(saved);
                 ok
             };
             i += 1;
         }
-        self.leave_node(saved);
+        self.path.leave_node(saved);
         ok
     }
 
@@ -375,7 +278,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
                 .position
                 .wrapping_add_signed(*shift)
                 .wrapping_add(taken);
-            let saved = self.enter_field(field, position);
+            let saved = self.path.enter_field(field, position);
             let presence = match len {
                 Some(_) => match self.walk(element) {
                     true => Presence::Present,
@@ -383,7 +286,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
                 },
                 None => self.optional(element),
             };
-            self.leave_field(saved);
+            self.path.leave_field(saved);
             match presence {
                 Presence::Absent => break,
                 Presence::Failed => ok = false,
@@ -404,7 +307,10 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             && rank != tensor.shape.len()
         {
             let found = (part as u32, entry as u32);
-            self.finding(What::Rank { expected: rank, found });
+            self.finding(What::Rank {
+                expected: rank,
+                found,
+            });
             return false;
         }
         if let Some(dtype) = leaf.dtype
@@ -427,12 +333,12 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     /// The tensor of the current path, flagged as read; a finding where there is none.
     const fn take(&mut self) -> Option<(usize, usize)> {
         let Some(part) = self.part_for() else {
-            self.render_key(true);
+            self.set_key(true);
             self.finding(What::Missing);
             return None;
         };
         let with_collection = self.table.parts[part].with_collection;
-        self.render_key(with_collection);
+        self.set_key(with_collection);
         if self.key.overflow {
             self.finding(What::TooLong);
             return None;
@@ -441,7 +347,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             self.finding(What::Missing);
             return None;
         };
-        if self.len > MAX_DEPTH {
+        if self.path.too_deep() {
             self.hits += 1;
             self.finding(What::TooDeep);
             return None;
@@ -468,8 +374,8 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     }
 
     const fn read_found(&mut self, kind: &Kind) -> Presence {
-        if self.len > MAX_DEPTH {
-            self.render_key(true);
+        if self.path.too_deep() {
+            self.set_key(true);
             self.finding(What::TooDeep);
             self.hits += 1;
             return Presence::Failed;
@@ -496,9 +402,9 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             if !self.element_present(i) {
                 break;
             }
-            self.push(Name::Index(i));
+            self.path.push(Name::Index(i));
             let presence = self.read_found(element);
-            self.pop();
+            self.path.pop();
             match presence {
                 Presence::Absent => break,
                 Presence::Failed => failed = true,
@@ -515,20 +421,17 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     /// Whether the table has a key under element `i` of the list at the current path, as
     /// [`crate::Reader`]'s index search finds them.
     const fn element_present(&mut self, i: usize) -> bool {
-        let numbering = match self.len {
-            0 => Numbering::Index,
-            n => self.segs[n - 1].numbering,
-        };
+        let numbering = self.path.last_numbering();
         let haiku = matches!(numbering, Numbering::Haiku) && !matches!(self.style, Style::Objax);
         if haiku && i == 0 {
-            self.push(Name::Index(0));
-            self.render_prefix(true);
-            self.pop();
-            return self.exact_or_under(&[b'.', b'/']);
+            self.path.push(Name::Index(0));
+            self.probe = self.path.render_prefix();
+            self.path.pop();
+            return self.exact_or_under(b"./");
         }
-        self.push(Name::Index(i));
-        self.render_prefix(true);
-        self.pop();
+        self.path.push(Name::Index(i));
+        self.probe = self.path.render_prefix();
+        self.path.pop();
         // Element `i` of a Haiku-numbered list renders as `name_<i>`, as the search expects.
         self.under_index()
     }
@@ -580,7 +483,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         let Some(part) = self.part_for() else {
             return;
         };
-        self.render_key(self.table.parts[part].with_collection);
+        self.set_key(self.table.parts[part].with_collection);
         if let Some(entry) = self.find(part) {
             let flag = self.table.parts[part].first + entry;
             if !self.out.used[flag] {
@@ -592,7 +495,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     }
 
     const fn entries(&mut self, element: &Kind) -> bool {
-        self.affixes();
+        (self.probe, self.key) = self.path.affixes();
         let (before_len, after_start) = (self.probe.len, self.key.len);
         let mut before = [0u8; MAX_KEY];
         let mut after = [0u8; MAX_KEY];
@@ -642,18 +545,18 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
                     continue;
                 }
                 if self.tried == self.out.tried.len() {
-                    self.render_prefix(false);
+                    self.key = self.path.render_prefix();
                     self.finding(What::TooManyEntries);
                     self.tried = base;
                     return false;
                 }
                 self.out.tried[self.tried] = entry;
                 self.tried += 1;
-                self.push(Name::Key(entry));
+                self.path.push(Name::Key(entry));
                 self.probing += 1;
                 let presence = self.optional(element);
                 self.probing -= 1;
-                self.pop();
+                self.path.pop();
                 match presence {
                     Presence::Present => found += 1,
                     Presence::Failed => failed = true,
@@ -688,108 +591,14 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         rest.len()
     }
 
-    // ---- The key path: the const twin of `KeyPath`'s fields and nodes.
-
-    const fn push(&mut self, name: Name<'t>) {
-        if self.len < MAX_SEGMENTS {
-            self.segs[self.len] = Seg {
-                name,
-                class: None,
-                sep: HaikuSep::Constructor,
-                numbering: Numbering::Index,
-            };
-        }
-        self.len += 1;
-    }
-
-    const fn pop(&mut self) {
-        self.len -= 1;
-    }
-
-    const fn default_class(&mut self, class: &'static str) -> bool {
-        if self.len > 0 {
-            let last = self.len - 1;
-            if last < MAX_SEGMENTS && self.segs[last].class.is_none() {
-                self.segs[last].class = Some(class);
-                return true;
-            }
-            false
-        } else if self.root_class.is_none() {
-            self.root_class = Some(class);
-            true
-        } else {
-            false
-        }
-    }
-
-    const fn enter_field(&mut self, field: &FieldSchema, position: usize) -> Saved {
-        let info = &field.info;
-        let name = match info.name {
-            Some(name) => Name::Field(name),
-            None => Name::Position(position),
-        };
-        self.push(name);
-        if self.len <= MAX_SEGMENTS {
-            let seg = &mut self.segs[self.len - 1];
-            seg.class = info.class;
-            seg.sep = info.sep;
-            seg.numbering = info.numbering;
-        }
-        let saved = Saved {
-            collection: match info.collection {
-                Some(c) => Some(self.collection.replace(c)),
-                None => None,
-            },
-            pinned: self.pinned,
-            set_class: false,
-            set_root: false,
-        };
-        self.pinned = info.collection.is_some();
-        saved
-    }
-
-    const fn leave_field(&mut self, saved: Saved) {
-        self.pop();
-        self.restore(saved);
-    }
-
-    const fn enter_node(&mut self, class: &'static str, collection: Option<&'static str>) -> Saved {
-        let root = self.len == 0;
-        let set = self.default_class(class);
-        let pinned = self.pinned;
-        let collection = match collection {
-            Some(c) if !pinned => Some(self.collection.replace(c)),
-            _ => None,
-        };
-        self.pinned = false;
-        Saved {
-            collection,
-            pinned,
-            set_class: set && !root,
-            set_root: set && root,
-        }
-    }
-
-    const fn leave_node(&mut self, saved: Saved) {
-        if saved.set_root {
-            self.root_class = None;
-        } else if saved.set_class && self.len > 0 && self.len <= MAX_SEGMENTS {
-            self.segs[self.len - 1].class = None;
-        }
-        self.restore(saved);
-    }
-
-    const fn restore(&mut self, saved: Saved) {
-        if let Some(previous) = saved.collection {
-            self.collection = previous;
-        }
-        self.pinned = saved.pinned;
+    const fn set_key(&mut self, with_collection: bool) {
+        self.key = self.path.render_key(with_collection);
     }
 
     const fn part_for(&self) -> Option<usize> {
         let mut i = 0;
         while i < self.table.parts.len() {
-            let holds = match (self.table.parts[i].collections, self.collection) {
+            let holds = match (self.table.parts[i].collections, self.path.collection) {
                 (None, _) => true,
                 (Some(list), Some(c)) => contains(list, 0, c),
                 (Some(_), None) => false,
@@ -800,163 +609,6 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             i += 1;
         }
         None
-    }
-
-    // ---- Rendering: the const twin of `Style::render`, `Style::prefix` and `child_affixes`.
-
-    /// The current path's key, into `self.key`.
-    const fn render_key(&mut self, with_collection: bool) {
-        let mut out = Buf::new();
-        match self.style {
-            Style::Objax => {
-                self.render_objax(&mut out);
-                out.push_str("::");
-                match self.collection {
-                    Some(c) => out.push_str(c),
-                    None => out.push_str(OBJAX_DEFAULT_KIND),
-                }
-            }
-            _ => {
-                if with_collection && let Some(c) = self.collection {
-                    out.push_str(c);
-                    out.push(b'.');
-                }
-                self.render_steps(&mut out, false);
-            }
-        }
-        self.key = out;
-    }
-
-    /// The current path as a prefix (every step a module), into `self.probe`; into `self.key`
-    /// as well when `key` is false (for a finding about the path itself).
-    const fn render_prefix(&mut self, probe: bool) {
-        let mut out = Buf::new();
-        match self.style {
-            Style::Objax => self.render_objax(&mut out),
-            _ => self.render_steps(&mut out, true),
-        };
-        if probe {
-            self.probe = out;
-        } else {
-            self.key = out;
-        }
-    }
-
-    /// A map's child affixes: the text before and after a child's name, into `self.probe` and
-    /// `self.key`.
-    const fn affixes(&mut self) {
-        self.push(Name::Mark);
-        let mut out = Buf::new();
-        let mark = match self.style {
-            Style::Objax => self.render_objax(&mut out),
-            _ => self.render_steps(&mut out, false),
-        };
-        self.pop();
-        let (before, after) = out.as_bytes().split_at(mark);
-        let mut probe = Buf::new();
-        probe.push_str_bytes(before);
-        let mut key = Buf::new();
-        key.push_str_bytes(after);
-        self.probe = probe;
-        self.key = key;
-    }
-
-    /// Renders the segments as [`Style::render_steps`] does; returns where a [`Name::Mark`] went.
-    const fn render_steps(&self, out: &mut Buf, all_modules: bool) -> usize {
-        let n = if self.len < MAX_SEGMENTS {
-            self.len
-        } else {
-            MAX_SEGMENTS
-        };
-        let segs = self.segs.split_at(n).0;
-        // The parameter name is the last step that is not joined to the one before.
-        let mut last_module = 0;
-        let mut i = 0;
-        while i < n {
-            if !joined(segs, i) {
-                last_module = i;
-            }
-            i += 1;
-        }
-        let start = out.len;
-        let mut mark = out.len;
-        let mut i = 0;
-        while i < n {
-            let seg = &segs[i];
-            let element = joined(segs, i);
-            if element
-                && matches!(numbering(segs, i), Numbering::Haiku)
-                && matches!(seg.name, Name::Index(0))
-            {
-                i += 1;
-                continue;
-            }
-            if element && out.len > start {
-                out.push(b'_');
-            } else if out.len > start {
-                let leaf = !all_modules && i >= last_module;
-                let sep = if i > 0 && seg.is_element() {
-                    segs[i - 1].sep
-                } else {
-                    seg.sep
-                };
-                match self.style {
-                    Style::Haiku if !leaf => out.push_str(sep.as_str()),
-                    _ => out.push(b'.'),
-                }
-            }
-            if matches!(seg.name, Name::Mark) {
-                mark = out.len;
-            }
-            push_name(seg.name, out);
-            i += 1;
-        }
-        mark
-    }
-
-    const fn render_objax(&self, out: &mut Buf) -> usize {
-        if let Some(class) = self.root_class {
-            out.push(b'(');
-            out.push_str(class);
-            out.push(b')');
-        }
-        let n = if self.len < MAX_SEGMENTS {
-            self.len
-        } else {
-            MAX_SEGMENTS
-        };
-        let mut mark = out.len;
-        let mut i = 0;
-        while i < n {
-            let seg = &self.segs[i];
-            match seg.name {
-                Name::Field(name) => {
-                    out.push(b'.');
-                    out.push_str(name);
-                }
-                name => {
-                    out.push(b'[');
-                    if matches!(name, Name::Mark) {
-                        mark = out.len;
-                    }
-                    match name {
-                        Name::Position(i) | Name::Index(i) => out.push_usize(i),
-                        Name::Key(key) => out.push_str(key),
-                        Name::Field(_) | Name::Mark => {}
-                    }
-                    out.push(b']');
-                }
-            }
-            if i + 1 < n
-                && let Some(class) = seg.class
-            {
-                out.push(b'(');
-                out.push_str(class);
-                out.push(b')');
-            }
-            i += 1;
-        }
-        mark
     }
 
     // ---- The table: exact lookups and prefix searches.
@@ -994,7 +646,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
 
     /// Whether the table has a name under the current path.
     const fn any_under(&mut self) -> bool {
-        self.render_prefix(true);
+        self.probe = self.path.render_prefix();
         let at = self.seek_probe();
         at < self.table.names.len() && starts_with(self.text(at), self.probe.as_bytes())
     }
@@ -1045,41 +697,6 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     }
 }
 
-impl Buf {
-    const fn push_str_bytes(&mut self, bytes: &[u8]) {
-        let mut i = 0;
-        while i < bytes.len() {
-            self.push(bytes[i]);
-            i += 1;
-        }
-    }
-}
-
-const fn numbering(segs: &[Seg<'_>], i: usize) -> Numbering {
-    if i > 0 && segs[i].is_element() {
-        segs[i - 1].numbering
-    } else {
-        Numbering::Index
-    }
-}
-
-const fn joined(segs: &[Seg<'_>], i: usize) -> bool {
-    segs[i].is_element() && !matches!(numbering(segs, i), Numbering::Nested)
-}
-
-const fn push_name(name: Name<'_>, out: &mut Buf) {
-    match name {
-        Name::Field(name) => out.push_str(name),
-        Name::Key(key) => out.push_str(key),
-        Name::Position(i) => {
-            out.push_str("layers_");
-            out.push_usize(i);
-        }
-        Name::Index(i) => out.push_usize(i),
-        Name::Mark => {}
-    }
-}
-
 /// Whether a map entry named `child[..cut]` could be a value of `kind`, given what follows it
 /// (`SafeParams::entry_suffix`).
 const fn fits(kind: &Kind, child: &[u8], cut: usize) -> bool {
@@ -1100,7 +717,7 @@ const fn suffix_fits(kind: &Kind, rest: &[u8]) -> bool {
             digits > 1 && suffix_fits(element, rest.split_at(digits).1)
         }
         Kind::Map(_) => rest.len() > 1 && rest[0] == b'_',
-        Kind::Option(inner) => suffix_fits(inner, rest),
+        Kind::Optional(inner) => suffix_fits(inner, rest),
         _ => rest.is_empty(),
     }
 }
@@ -1244,350 +861,5 @@ pub const fn dtype_name(dtype: Dtype) -> &'static str {
         Dtype::F8_E4M3FNUZ => "F8_E4M3FNUZ",
         Dtype::F8_E5M2FNUZ => "F8_E5M2FNUZ",
         _ => "an unknown dtype",
-    }
-}
-
-// ---- The two users of the checker: `Loader::check` at run time, `expect` at compile time.
-
-/// The searchable names of `parts` in sorted order, as [`Table::names`] wants them.
-pub fn names_order(parts: &[TablePart<'_>], style: Style) -> Vec<NameRef> {
-    let mut names = Vec::new();
-    for (part, file) in parts.iter().enumerate() {
-        for (entry, tensor) in file.entries.iter().enumerate() {
-            // A header is at most `MAX_HEADER_LEN` bytes: its counts and offsets fit in u32.
-            let name = |start: usize| NameRef {
-                part: part as u32,
-                entry: entry as u32,
-                start: start as u32,
-            };
-            names.push(name(0));
-            if style != Style::Objax
-                && let Some(dot) = tensor.name.find('.')
-            {
-                names.push(name(dot + 1));
-            }
-        }
-    }
-    let text = |n: &NameRef| &parts[n.part as usize].entries[n.entry as usize].name[n.start as usize..];
-    names.sort_by(|a, b| text(a).cmp(text(b)));
-    names
-}
-
-/// What a strict load of a value of `kind` from these headers would report about names, dtypes
-/// and ranks, and the keys ignored under `allow_unexpected`.
-pub(crate) fn check_headers(
-    kind: &Kind,
-    style: Style,
-    policy: crate::DtypePolicy,
-    leniency: (bool, bool),
-    files: &[(&crate::reader::PartSpec, &crate::format::FileHeader<'_>)],
-) -> (crate::LoadReport, Vec<String>) {
-    let (allow_unexpected, allow_missing) = leniency;
-    let collections: Vec<Option<Vec<&str>>> = files
-        .iter()
-        .map(|(spec, _)| {
-            spec.collections
-                .as_ref()
-                .map(|list| list.iter().map(String::as_str).collect())
-        })
-        .collect();
-    let entries: Vec<Vec<Entry<'_>>> = files
-        .iter()
-        .map(|(_, header)| {
-            let mut entries: Vec<Entry<'_>> = (0..header.len())
-                .map(|i| {
-                    let (name, dtype, shape) = header.tensor(i);
-                    Entry { name, dtype, shape }
-                })
-                .collect();
-            entries.sort_by(|a, b| a.name.cmp(b.name));
-            entries
-        })
-        .collect();
-    let mut first = 0;
-    let parts: Vec<TablePart<'_>> = files
-        .iter()
-        .zip(&collections)
-        .zip(&entries)
-        .map(|(((spec, _), collections), entries)| {
-            let part = TablePart {
-                collections: collections.as_deref(),
-                with_collection: spec.with_collection,
-                entries,
-                first,
-            };
-            first += entries.len();
-            part
-        })
-        .collect();
-    let names = names_order(&parts, style);
-    let table = Table {
-        parts: &parts,
-        names: &names,
-    };
-    let mut room = 64 + names.len();
-    loop {
-        let mut used = vec![false; first];
-        let mut tried = vec![""; room];
-        let mut findings = vec![FINDING; room];
-        let mut text = vec![0u8; room * 64];
-        let mut out = Out {
-            used: &mut used,
-            tried: &mut tried,
-            findings: &mut findings,
-            text: &mut text,
-            count: 0,
-            text_len: 0,
-            overflow: false,
-        };
-        let convert = policy == crate::DtypePolicy::ConvertFloats;
-        Checker::new(&table, style, convert, &mut out).run(kind);
-        let too_many = out.findings[..out.count]
-            .iter()
-            .any(|f| f.what == What::TooManyEntries);
-        if out.overflow || too_many {
-            room *= 4;
-            continue;
-        }
-        let count = out.count;
-        let mut report = crate::LoadReport::default();
-        for finding in &findings[..count] {
-            let key = String::from_utf8_lossy(&text[finding.start..][..finding.len]).into_owned();
-            record(&mut report, &table, key, finding.what);
-        }
-        if allow_missing {
-            report.missing.clear();
-        }
-        let mut unused = Vec::new();
-        for part in &parts {
-            for (i, entry) in part.entries.iter().enumerate() {
-                if !used[part.first + i] {
-                    unused.push(entry.name.to_owned());
-                }
-            }
-        }
-        if allow_unexpected {
-            return (report, unused);
-        }
-        report.unexpected.extend(unused);
-        return (report, Vec::new());
-    }
-}
-
-fn record(report: &mut crate::LoadReport, table: &Table<'_>, key: String, what: What) {
-    use crate::error::{DtypeMismatch, ExpectedShape, KeyProblem, ShapeMismatch};
-    let tensor = |(part, entry): (u32, u32)| &table.parts[part as usize].entries[entry as usize];
-    let invalid = |report: &mut crate::LoadReport, key, reason: String| {
-        report.invalid.push(KeyProblem { key, reason });
-    };
-    match what {
-        What::Missing => report.missing.push(key),
-        What::Rank { expected, found } => report.shape_mismatches.push(ShapeMismatch {
-            key,
-            expected: ExpectedShape::Rank(expected),
-            found: tensor(found).shape.to_vec(),
-        }),
-        What::Dtype { expected, found } => report.dtype_mismatches.push(DtypeMismatch {
-            key,
-            expected,
-            found,
-        }),
-        What::Twice => invalid(report, key, "two parts of the value map to this key".into()),
-        What::TooDeep => invalid(report, key, crate::key::depth_reason()),
-        What::NotAContainer(part, entry, list) => {
-            let tensor = tensor((part, entry));
-            let what = if list { "list" } else { "map" };
-            let reason = format!(
-                "is a tensor in the file, but the field here is a {what}: did you mean `{}`?",
-                crate::reader::rust_type(tensor.dtype, tensor.shape.len())
-            );
-            invalid(report, key, reason);
-        }
-        What::TooLong => invalid(
-            report,
-            key,
-            format!("is longer than {MAX_KEY} bytes, the longest key a header check renders"),
-        ),
-        What::Unchecked(why) => invalid(
-            report,
-            key,
-            format!("{why}: its keys cannot be checked without loading"),
-        ),
-        What::TooManyEntries => invalid(report, key, "has too many map entries".into()),
-    }
-}
-
-/// A compile-time report: the text of `expect`'s error, built without allocation.
-pub struct Message {
-    bytes: [u8; MESSAGE_LEN],
-    len: usize,
-}
-
-const MESSAGE_LEN: usize = 16 * 1024;
-
-/// How many lines of findings a compile error shows.
-const MESSAGE_LINES: usize = 64;
-
-impl Message {
-    const fn push(&mut self, s: &str) {
-        let bytes = s.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() && self.len < MESSAGE_LEN - 64 {
-            self.bytes[self.len] = bytes[i];
-            self.len += 1;
-            i += 1;
-        }
-    }
-
-    const fn push_bytes(&mut self, bytes: &[u8]) {
-        match core::str::from_utf8(bytes) {
-            Ok(s) => self.push(s),
-            Err(_) => self.push("(not UTF-8)"),
-        }
-    }
-
-    const fn push_usize(&mut self, n: usize) {
-        let mut buf = Buf::new();
-        buf.push_usize(n);
-        self.push_bytes(buf.as_bytes());
-    }
-
-    const fn push_shape(&mut self, shape: &[usize]) {
-        self.push("[");
-        let mut i = 0;
-        while i < shape.len() {
-            if i > 0 {
-                self.push(", ");
-            }
-            self.push_usize(shape[i]);
-            i += 1;
-        }
-        self.push("]");
-    }
-
-    /// The text.
-    pub const fn as_str(&self) -> &str {
-        match core::str::from_utf8(self.bytes.split_at(self.len).0) {
-            Ok(s) => s,
-            Err(_) => "safejax: the report is not UTF-8",
-        }
-    }
-}
-
-/// Checks a value of `kind` against `table` strictly, and describes every problem: the error
-/// `#[safejax(expect = "...")]` gives; `None` when the value loads the files.
-pub const fn expect_message<'t>(
-    kind: &Kind,
-    table: &Table<'t>,
-    style: Style,
-    out: &mut Out<'_, 't>,
-    what: &str,
-) -> Option<Message> {
-    Checker::new(table, style, false, out).run(kind);
-    let mut unused = 0;
-    let mut i = 0;
-    while i < out.used.len() {
-        if !out.used[i] {
-            unused += 1;
-        }
-        i += 1;
-    }
-    if out.count == 0 && unused == 0 && !out.overflow {
-        return None;
-    }
-    let mut m = Message {
-        bytes: [0; MESSAGE_LEN],
-        len: 0,
-    };
-    m.push(what);
-    m.push(" (");
-    m.push(style_name(style));
-    m.push(" style):");
-    let mut lines = 0;
-    let mut i = 0;
-    while i < out.count && lines < MESSAGE_LINES {
-        let finding = out.findings[i];
-        let key = out.text.split_at(finding.start + finding.len).0;
-        let key = key.split_at(finding.start).1;
-        m.push("\n  ");
-        match finding.what {
-            What::Missing => m.push("missing from the file: "),
-            What::Rank { .. } => m.push("rank differs: "),
-            What::Dtype { .. } => m.push("dtype differs: "),
-            _ => m.push("cannot be read: "),
-        }
-        m.push_bytes(key);
-        match finding.what {
-            What::Rank { expected, found } => {
-                let tensor = &table.parts[found.0 as usize].entries[found.1 as usize];
-                m.push(" (the field has rank ");
-                m.push_usize(expected);
-                m.push(", the file shape ");
-                m.push_shape(tensor.shape);
-                m.push(")");
-            }
-            What::Dtype { expected, found } => {
-                m.push(" (the field is ");
-                m.push(dtype_name(expected));
-                m.push(", the file ");
-                m.push(dtype_name(found));
-                m.push(")");
-            }
-            What::Twice => m.push(" (two parts of the value map to this key)"),
-            What::TooDeep => m.push(" (nested too deep)"),
-            What::NotAContainer(part, entry, list) => {
-                let tensor = &table.parts[part as usize].entries[entry as usize];
-                m.push(" (a ");
-                m.push(dtype_name(tensor.dtype));
-                m.push(" tensor of shape ");
-                m.push_shape(tensor.shape);
-                m.push(" in the file, where the field is a ");
-                m.push(if list { "list)" } else { "map)" });
-            }
-            What::TooLong => m.push(" (a key longer than the checker renders)"),
-            What::Unchecked(why) => {
-                m.push(" (");
-                m.push(why);
-                m.push(": `expect` cannot check it; check at run time with `Loader::check`)");
-            }
-            What::TooManyEntries => m.push(" (a map with more entries than `expect` checks)"),
-            What::Missing => {}
-        }
-        lines += 1;
-        i += 1;
-    }
-    let mut p = 0;
-    while p < table.parts.len() {
-        let part = &table.parts[p];
-        let mut e = 0;
-        while e < part.entries.len() {
-            if !out.used[part.first + e] {
-                if lines < MESSAGE_LINES {
-                    m.push("\n  not read by the struct: ");
-                    m.push(part.entries[e].name);
-                }
-                lines += 1;
-            }
-            e += 1;
-        }
-        p += 1;
-    }
-    let total = out.count + unused;
-    if total > MESSAGE_LINES {
-        m.push("\n  ... and ");
-        m.push_usize(total - MESSAGE_LINES);
-        m.push(" more");
-    }
-    if out.overflow {
-        m.push("\n  ... and more problems than the compiler was given room for");
-    }
-    Some(m)
-}
-
-const fn style_name(style: Style) -> &'static str {
-    match style {
-        Style::Flax => "flax",
-        Style::Haiku => "haiku",
-        Style::Objax => "objax",
     }
 }

@@ -1,0 +1,357 @@
+//! The two users of the checker: [`crate::Loader::check`] at run time, which turns findings into
+//! a [`LoadReport`], and `#[safejax(expect = "...")]` at compile time, which turns them into the
+//! text of a compile error.
+
+use super::path::Buf;
+use super::{Checker, Entry, FINDING, MAX_KEY, NameRef, Out, Table, TablePart, What, dtype_name};
+use crate::LoadReport;
+use crate::schema::Kind;
+use crate::style::Style;
+
+/// The searchable names of `parts` in sorted order, as [`Table::names`] wants them.
+pub fn names_order(parts: &[TablePart<'_>], style: Style) -> Vec<NameRef> {
+    let mut names = Vec::new();
+    for (part, file) in parts.iter().enumerate() {
+        for (entry, tensor) in file.entries.iter().enumerate() {
+            // A header is at most `MAX_HEADER_LEN` bytes: its counts and offsets fit in u32.
+            let name = |start: usize| NameRef {
+                part: part as u32,
+                entry: entry as u32,
+                start: start as u32,
+            };
+            names.push(name(0));
+            if style != Style::Objax
+                && let Some(dot) = tensor.name.find('.')
+            {
+                names.push(name(dot + 1));
+            }
+        }
+    }
+    let text =
+        |n: &NameRef| &parts[n.part as usize].entries[n.entry as usize].name[n.start as usize..];
+    names.sort_by(|a, b| text(a).cmp(text(b)));
+    names
+}
+
+/// What a strict load of a value of `kind` from these headers would report about names, dtypes
+/// and ranks, and the keys ignored under `allow_unexpected`.
+pub(crate) fn check_headers(
+    kind: &Kind,
+    style: Style,
+    policy: crate::DtypePolicy,
+    leniency: (bool, bool),
+    files: &[(&crate::reader::PartSpec, &crate::format::FileHeader<'_>)],
+) -> (LoadReport, Vec<String>) {
+    let (allow_unexpected, allow_missing) = leniency;
+    let collections: Vec<Option<Vec<&str>>> = files
+        .iter()
+        .map(|(spec, _)| {
+            spec.collections
+                .as_ref()
+                .map(|list| list.iter().map(String::as_str).collect())
+        })
+        .collect();
+    let entries: Vec<Vec<Entry<'_>>> = files
+        .iter()
+        .map(|(_, header)| {
+            let mut entries: Vec<Entry<'_>> = (0..header.len())
+                .map(|i| {
+                    let (name, dtype, shape) = header.tensor(i);
+                    Entry { name, dtype, shape }
+                })
+                .collect();
+            entries.sort_by(|a, b| a.name.cmp(b.name));
+            entries
+        })
+        .collect();
+    let mut first = 0;
+    let parts: Vec<TablePart<'_>> = files
+        .iter()
+        .zip(&collections)
+        .zip(&entries)
+        .map(|(((spec, _), collections), entries)| {
+            let part = TablePart {
+                collections: collections.as_deref(),
+                with_collection: spec.with_collection,
+                entries,
+                first,
+            };
+            first += entries.len();
+            part
+        })
+        .collect();
+    let names = names_order(&parts, style);
+    let table = Table {
+        parts: &parts,
+        names: &names,
+    };
+    let mut room = 64 + names.len();
+    loop {
+        let mut used = vec![false; first];
+        let mut tried = vec![""; room];
+        let mut findings = vec![FINDING; room];
+        let mut text = vec![0u8; room * 64];
+        let mut out = Out {
+            used: &mut used,
+            tried: &mut tried,
+            findings: &mut findings,
+            text: &mut text,
+            count: 0,
+            text_len: 0,
+            overflow: false,
+        };
+        let convert = policy == crate::DtypePolicy::ConvertFloats;
+        Checker::new(&table, style, convert, &mut out).run(kind);
+        let too_many = out.findings[..out.count]
+            .iter()
+            .any(|f| f.what == What::TooManyEntries);
+        if out.overflow || too_many {
+            room *= 4;
+            continue;
+        }
+        let count = out.count;
+        let mut report = LoadReport::default();
+        for finding in &findings[..count] {
+            let key = String::from_utf8_lossy(&text[finding.start..][..finding.len]).into_owned();
+            record(&mut report, &table, key, finding.what);
+        }
+        if allow_missing {
+            report.missing.clear();
+        }
+        let mut unused = Vec::new();
+        for part in &parts {
+            for (i, entry) in part.entries.iter().enumerate() {
+                if !used[part.first + i] {
+                    unused.push(entry.name.to_owned());
+                }
+            }
+        }
+        if allow_unexpected {
+            return (report, unused);
+        }
+        report.unexpected.extend(unused);
+        return (report, Vec::new());
+    }
+}
+
+fn record(report: &mut LoadReport, table: &Table<'_>, key: String, what: What) {
+    use crate::error::{DtypeMismatch, ExpectedShape, KeyProblem, ShapeMismatch};
+    let tensor = |(part, entry): (u32, u32)| &table.parts[part as usize].entries[entry as usize];
+    let invalid = |report: &mut LoadReport, key, reason: String| {
+        report.invalid.push(KeyProblem { key, reason });
+    };
+    match what {
+        What::Missing => report.missing.push(key),
+        What::Rank { expected, found } => report.shape_mismatches.push(ShapeMismatch {
+            key,
+            expected: ExpectedShape::Rank(expected),
+            found: tensor(found).shape.to_vec(),
+        }),
+        What::Dtype { expected, found } => report.dtype_mismatches.push(DtypeMismatch {
+            key,
+            expected,
+            found,
+        }),
+        What::Twice => invalid(report, key, "two parts of the value map to this key".into()),
+        What::TooDeep => invalid(report, key, crate::key::depth_reason()),
+        What::NotAContainer(part, entry, list) => {
+            let tensor = tensor((part, entry));
+            let what = if list { "list" } else { "map" };
+            let reason = format!(
+                "is a tensor in the file, but the field here is a {what}: did you mean `{}`?",
+                crate::reader::rust_type(tensor.dtype, tensor.shape.len())
+            );
+            invalid(report, key, reason);
+        }
+        What::TooLong => invalid(
+            report,
+            key,
+            format!("is longer than {MAX_KEY} bytes, the longest key a header check renders"),
+        ),
+        What::Unchecked(why) => invalid(
+            report,
+            key,
+            format!("{why}: its keys cannot be checked without loading"),
+        ),
+        What::TooManyEntries => invalid(report, key, "has too many map entries".into()),
+    }
+}
+
+/// A compile-time report: the text of `expect`'s error, built without allocation.
+pub struct Message {
+    bytes: [u8; MESSAGE_LEN],
+    len: usize,
+}
+
+const MESSAGE_LEN: usize = 16 * 1024;
+
+/// How many lines of findings a compile error shows.
+const MESSAGE_LINES: usize = 64;
+
+impl Message {
+    pub(crate) const fn new() -> Self {
+        Message {
+            bytes: [0; MESSAGE_LEN],
+            len: 0,
+        }
+    }
+
+    pub(crate) const fn push(&mut self, s: &str) {
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() && self.len < MESSAGE_LEN - 64 {
+            self.bytes[self.len] = bytes[i];
+            self.len += 1;
+            i += 1;
+        }
+    }
+
+    pub(crate) const fn push_bytes(&mut self, bytes: &[u8]) {
+        match core::str::from_utf8(bytes) {
+            Ok(s) => self.push(s),
+            Err(_) => self.push("(not UTF-8)"),
+        }
+    }
+
+    const fn push_usize(&mut self, n: usize) {
+        let mut buf = Buf::new();
+        buf.push_usize(n);
+        self.push_bytes(buf.as_bytes());
+    }
+
+    const fn push_shape(&mut self, shape: &[usize]) {
+        self.push("[");
+        let mut i = 0;
+        while i < shape.len() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.push_usize(shape[i]);
+            i += 1;
+        }
+        self.push("]");
+    }
+
+    /// The text.
+    pub const fn as_str(&self) -> &str {
+        match core::str::from_utf8(self.bytes.split_at(self.len).0) {
+            Ok(s) => s,
+            Err(_) => "safejax: the report is not UTF-8",
+        }
+    }
+}
+
+/// Checks a value of `kind` against `table` strictly, and describes every problem: the error
+/// `#[safejax(expect = "...")]` gives; `None` when the value loads the files.
+pub const fn expect_message<'t>(
+    kind: &Kind,
+    table: &Table<'t>,
+    style: Style,
+    out: &mut Out<'_, 't>,
+    what: &str,
+) -> Option<Message> {
+    Checker::new(table, style, false, out).run(kind);
+    let mut unused = 0;
+    let mut i = 0;
+    while i < out.used.len() {
+        if !out.used[i] {
+            unused += 1;
+        }
+        i += 1;
+    }
+    if out.count == 0 && unused == 0 && !out.overflow {
+        return None;
+    }
+    let mut m = Message::new();
+    m.push(what);
+    m.push(" (");
+    m.push(style_name(style));
+    m.push(" style):");
+    let mut lines = 0;
+    let mut i = 0;
+    while i < out.count && lines < MESSAGE_LINES {
+        let finding = out.findings[i];
+        let key = out.text.split_at(finding.start + finding.len).0;
+        let key = key.split_at(finding.start).1;
+        m.push("\n  ");
+        match finding.what {
+            What::Missing => m.push("missing from the file: "),
+            What::Rank { .. } => m.push("rank differs: "),
+            What::Dtype { .. } => m.push("dtype differs: "),
+            _ => m.push("cannot be read: "),
+        }
+        m.push_bytes(key);
+        match finding.what {
+            What::Rank { expected, found } => {
+                let tensor = &table.parts[found.0 as usize].entries[found.1 as usize];
+                m.push(" (the field has rank ");
+                m.push_usize(expected);
+                m.push(", the file shape ");
+                m.push_shape(tensor.shape);
+                m.push(")");
+            }
+            What::Dtype { expected, found } => {
+                m.push(" (the field is ");
+                m.push(dtype_name(expected));
+                m.push(", the file ");
+                m.push(dtype_name(found));
+                m.push(")");
+            }
+            What::Twice => m.push(" (two parts of the value map to this key)"),
+            What::TooDeep => m.push(" (nested too deep)"),
+            What::NotAContainer(part, entry, list) => {
+                let tensor = &table.parts[part as usize].entries[entry as usize];
+                m.push(" (a ");
+                m.push(dtype_name(tensor.dtype));
+                m.push(" tensor of shape ");
+                m.push_shape(tensor.shape);
+                m.push(" in the file, where the field is a ");
+                m.push(if list { "list)" } else { "map)" });
+            }
+            What::TooLong => m.push(" (a key longer than the checker renders)"),
+            What::Unchecked(why) => {
+                m.push(" (");
+                m.push(why);
+                m.push(": `expect` cannot check it; check at run time with `Loader::check`)");
+            }
+            What::TooManyEntries => m.push(" (a map with more entries than `expect` checks)"),
+            What::Missing => {}
+        }
+        lines += 1;
+        i += 1;
+    }
+    let mut p = 0;
+    while p < table.parts.len() {
+        let part = &table.parts[p];
+        let mut e = 0;
+        while e < part.entries.len() {
+            if !out.used[part.first + e] {
+                if lines < MESSAGE_LINES {
+                    m.push("\n  not read by the struct: ");
+                    m.push(part.entries[e].name);
+                }
+                lines += 1;
+            }
+            e += 1;
+        }
+        p += 1;
+    }
+    let total = out.count + unused;
+    if total > MESSAGE_LINES {
+        m.push("\n  ... and ");
+        m.push_usize(total - MESSAGE_LINES);
+        m.push(" more");
+    }
+    if out.overflow {
+        m.push("\n  ... and more problems than the compiler was given room for");
+    }
+    Some(m)
+}
+
+pub(crate) const fn style_name(style: Style) -> &'static str {
+    match style {
+        Style::Flax => "flax",
+        Style::Haiku => "haiku",
+        Style::Objax => "objax",
+    }
+}
