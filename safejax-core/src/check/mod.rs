@@ -400,6 +400,9 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         let mut i = 0;
         loop {
             if !self.element_present(i) {
+                if i == 0 {
+                    self.explain_empty(true);
+                }
                 break;
             }
             self.path.push(Name::Index(i));
@@ -411,9 +414,6 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
                 Presence::Present => {}
             }
             i += 1;
-        }
-        if i == 0 {
-            self.explain_empty(true);
         }
         !failed
     }
@@ -513,8 +513,8 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         while at < self.table.names.len() {
             let name = self.table.names[at];
             let full = self.name_str(name);
+            let text = self.text(at);
             at += 1;
-            let text = full.as_bytes();
             if !starts_with(text, before) {
                 break;
             }
@@ -535,7 +535,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
                 cut += 1;
                 let objax = matches!(self.style, Style::Objax);
                 let whole = at == end;
-                let split = !objax && at > 0 && !whole && child_bytes[at] == b'_';
+                let split = false;
                 if !(whole || split) || !(objax || fits(element, child_bytes, at)) {
                     continue;
                 }
