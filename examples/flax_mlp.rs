@@ -28,6 +28,8 @@ impl Dense {
 /// puts them under the `params` collection.
 #[derive(SafeParams)]
 #[safejax(style = "flax", collection = "params")]
+// Checked against the file at compile time: a field that does not match it fails the build.
+#[safejax(expect = "tests/fixtures/flax_mlp.safetensors")]
 struct Mlp {
     #[safejax(rename = "Dense_0")]
     hidden: Dense,

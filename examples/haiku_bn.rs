@@ -56,6 +56,8 @@ impl BatchNorm {
 
 #[derive(SafeParams)]
 #[safejax(style = "haiku", collection = "params")]
+// Checked against the file at compile time: a field that does not match it fails the build.
+#[safejax(expect = "tests/fixtures/haiku_bn.safetensors")]
 struct Net {
     linear: Linear,
     batch_norm: BatchNorm,

@@ -33,6 +33,8 @@ struct Layers(Linear, Relu, Linear);
 
 #[derive(SafeParams)]
 #[safejax(style = "objax", class = "OMLP")]
+// Checked against the file at compile time: a field that does not match it fails the build.
+#[safejax(expect = "tests/fixtures/objax_mlp.safetensors")]
 struct Mlp {
     layers: Layers,
 }

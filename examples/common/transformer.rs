@@ -94,6 +94,8 @@ pub struct Transformer {
 /// Every parameter of the model: the two top-level Haiku modules.
 #[derive(SafeParams)]
 #[safejax(style = "haiku")]
+// Checked against the file at compile time: a field that does not match it fails the build.
+#[safejax(expect = "tests/fixtures/real-models/haiku_transformer_lm.safetensors")]
 pub struct Params {
     pub language_model: LanguageModel,
     pub transformer: Transformer,

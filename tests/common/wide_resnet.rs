@@ -49,6 +49,7 @@ pub struct Linear {
 /// relu, a mean and the classifier.
 #[derive(SafeParams, Debug, PartialEq, Clone)]
 #[safejax(style = "objax", class = "WideResNet")]
+#[safejax(expect = "tests/fixtures/real-models/objax_wide_resnet.safetensors")]
 pub struct WideResNet(
     pub Conv2D,
     #[safejax(flatten)] pub Vec<WrnBlock>,
