@@ -536,3 +536,47 @@ fn a_recursive_type_is_refused_by_the_check_with_a_reason() {
         report.invalid[0].reason
     );
 }
+
+// ---- The schema, as people read it.
+
+#[test]
+fn a_schema_lists_every_key_pattern_with_its_dtype_and_rank() {
+    assert_eq!(
+        FlaxMlp::schema().to_string(),
+        "params.Dense_0.kernel  f32 rank 2\n\
+         params.Dense_0.bias  f32 rank 1\n\
+         params.Dense_1.kernel  f32 rank 2\n\
+         params.Dense_1.bias  f32 rank 1\n"
+    );
+    let lines = |schema: safejax::schema::Schema| -> Vec<String> {
+        schema.to_string().lines().map(str::to_owned).collect()
+    };
+    let transformer = lines(transformer::Params::schema());
+    for line in [
+        "language_model/embed.embeddings  f32 rank 2",
+        // Haiku numbers repeated modules `linear`, `linear_1`, ...: element 0 has no suffix.
+        "transformer/linear{_i}.w  f32 rank 2  (optional)",
+    ] {
+        assert!(transformer.contains(&line.to_owned()), "{transformer:#?}");
+    }
+    let resnet = lines(wide_resnet::WideResNet::schema());
+    for line in [
+        "(WideResNet)[0](Conv2D).w::TrainVar  f32 rank 4",
+        "(WideResNet)[1+{j}](WRNBlock).proj_conv(Conv2D).w::TrainVar  f32 rank 4  (optional)",
+        // After the flattened blocks, positions move by their number.
+        "(WideResNet)[{n}+1](BatchNorm2D).running_mean::StateVar  f32 rank 4",
+    ] {
+        assert!(resnet.contains(&line.to_owned()), "{resnet:#?}");
+    }
+    let assorted = lines(Assorted::schema_in(Style::Haiku));
+    for line in [
+        "params.maybe.w  f32 rank 2  (optional)",
+        "params.table_{key}  f32 rank 1  (optional)",
+        "params.step  i64 rank 0  (optional)",
+        "params.any  any dtype any rank",
+        "params.dynamic  f32 any rank",
+        "batch_stats.mean  f32 rank 1",
+    ] {
+        assert!(assorted.contains(&line.to_owned()), "{assorted:#?}");
+    }
+}

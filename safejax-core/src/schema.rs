@@ -132,13 +132,18 @@ impl Schema {
         }
         match kind {
             Kind::Leaf(leaf) => self.patterns.push(KeyPattern {
-                key: self.style.render(path, true),
+                // Element 0 of a Haiku-numbered list has no suffix: `linear`, `linear_1`.
+                key: self
+                    .style
+                    .render(path, true)
+                    .replace(&format!("_{HAIKU_INDEX}"), "{_i}")
+                    .replace(HAIKU_INDEX, "{_i}"),
                 leaf: *leaf,
                 optional,
             }),
             Kind::Struct(schema) => self.structure(schema, path, optional),
-            Kind::List(element) => self.elements(element, path, "{i}", true),
-            Kind::Array(_, element) => self.elements(element, path, "{i}", optional),
+            Kind::List(element) => self.elements(element, path, true),
+            Kind::Array(_, element) => self.elements(element, path, optional),
             Kind::Optional(inner) => self.walk(inner, path, true),
             Kind::Map(element) => {
                 let set = path.default_class(MAP_CLASS);
@@ -159,9 +164,13 @@ impl Schema {
         }
     }
 
-    fn elements(&mut self, element: &Kind, path: &mut KeyPath, index: &str, optional: bool) {
+    fn elements(&mut self, element: &Kind, path: &mut KeyPath, optional: bool) {
+        let haiku = path
+            .last()
+            .is_some_and(|list| list.numbering == Numbering::Haiku)
+            && self.style != Style::Objax;
         let set = path.default_class(LIST_CLASS);
-        path.push_key(index);
+        path.push_key(if haiku { HAIKU_INDEX } else { "{i}" });
         self.walk(element, path, optional);
         path.pop();
         if set {
@@ -171,34 +180,78 @@ impl Schema {
 
     fn structure(&mut self, schema: &StructSchema, path: &mut KeyPath, optional: bool) {
         let saved = path.enter_node(&schema.node);
+        // Positions after a flattened list move by its length less one: by `n - 1` for a
+        // `Vec` of `n` elements, by a number for an array.
+        let mut shift: isize = 0;
+        let mut variable = false;
         for field in schema.fields {
+            let position = field.info.position.wrapping_add_signed(shift);
             if field.flatten {
                 let element = match field.kind {
                     Kind::List(element) | Kind::Array(_, element) => *element,
                     other => other,
                 };
-                let first = field.info.position;
-                let name = match self.style {
-                    Style::Objax => SegmentName::Key(format!("{first}+{{j}}")),
-                    _ => SegmentName::Field(format!("layers_{{{first}+j}}").into()),
-                };
-                path.push(Segment {
-                    name,
-                    class: field.info.class.map(Into::into),
-                    sep: field.info.sep,
-                    numbering: Numbering::Index,
-                });
+                let label = self.position(position, variable, "+{j}");
+                path.push(self.positional(field, label));
                 self.walk(element, path, true);
                 path.pop();
+                match field.kind {
+                    Kind::Array(n, _) => shift += *n as isize - 1,
+                    _ => {
+                        variable = true;
+                        shift -= 1;
+                    }
+                }
                 continue;
             }
-            let saved = path.enter_field(&field.info);
+            let saved = if variable && field.info.name.is_none() {
+                let label = self.position(position, true, "");
+                path.push(self.positional(field, label));
+                None
+            } else {
+                let info = crate::key::FieldInfo {
+                    position,
+                    ..field.info
+                };
+                Some(path.enter_field(&info))
+            };
             self.walk(field.kind, path, optional || field.default);
-            path.leave_field(saved);
+            match saved {
+                Some(saved) => path.leave_field(saved),
+                None => {
+                    path.pop();
+                }
+            }
         }
         path.leave_node(saved);
     }
+
+    /// A position as a pattern: `3`, or `{n}+3` after a flattened `Vec` of `n` elements.
+    fn position(&self, position: usize, variable: bool, then: &str) -> String {
+        match variable {
+            true => format!("{{n}}+{position}{then}"),
+            false if then.is_empty() => position.to_string(),
+            false => format!("{position}{then}"),
+        }
+    }
+
+    /// The segment of a position given as a pattern (`[2+{j}]` in Objax, `layers_2+{j}`).
+    fn positional(&self, field: &FieldSchema, label: String) -> Segment {
+        let name = match self.style {
+            Style::Objax => SegmentName::Key(label),
+            _ => SegmentName::Field(format!("layers_{label}").into()),
+        };
+        Segment {
+            name,
+            class: field.info.class.map(Into::into),
+            sep: field.info.sep,
+            numbering: Numbering::Index,
+        }
+    }
 }
+
+/// Where an element of a Haiku-numbered list goes, until the key is rendered.
+const HAIKU_INDEX: &str = "\u{1}";
 
 fn clear_class(path: &mut KeyPath) {
     match path.segments_mut().last_mut() {
