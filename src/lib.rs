@@ -56,6 +56,9 @@
 //! - [`flax`], [`haiku`], [`objax`]: the dynamic API of Python safejax, on [`Tree`] and
 //!   [`VarCollection`] of [`Tensor`]s of any dtype.
 //! - [`Error`] and [`LoadReport`]: every problem of a load in one value.
+//! - [`schema`]: each type's key layout, known at compile time ([`SafeParams::KIND`]), listed by
+//!   [`SafeParams::schema`]; [`Loader::check`] holds a file's header to it without loading, and
+//!   `#[safejax(expect = "...")]` does so when the crate compiles.
 //!
 //! Field types: ndarray owned arrays (`Array0`..`Array6`, `ArrayD`) and plain scalars of `f32`,
 //! `f64`, [`half::f16`], [`half::bf16`], `i8`, `i16`, `i32`, `i64`, `u8`, `u16`, `u32`, `u64`,
