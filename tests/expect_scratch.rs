@@ -8,7 +8,11 @@ pub struct Dense {
 }
 
 #[derive(SafeParams, Debug)]
-#[safejax(style = "flax", collection = "params", expect = "tests/fixtures/flax_mlp.safetensors")]
+#[safejax(
+    style = "flax",
+    collection = "params",
+    expect = "tests/fixtures/flax_mlp.safetensors"
+)]
 pub struct FlaxMlp {
     #[safejax(rename = "Dense_0")]
     pub hidden: Dense,

@@ -4,13 +4,13 @@ pub use core::default::Default;
 pub use core::marker::Sized;
 pub use core::option::Option::{self, None, Some};
 
+pub use crate::Dtype;
+pub use crate::check;
 pub use crate::key::{FieldInfo, HaikuSep, KeyPath, NodeInfo, Numbering};
 pub use crate::params::{SafeParams, Visitor, VisitorMut};
 pub use crate::reader::Reader;
-pub use crate::style::Style;
-pub use crate::Dtype;
-pub use crate::check;
 pub use crate::schema::{FieldSchema, Kind, StructSchema};
+pub use crate::style::Style;
 
 /// Visits one field.
 #[inline]

@@ -126,7 +126,8 @@ impl Schema {
 
     fn walk(&mut self, kind: &Kind, path: &mut KeyPath, optional: bool) {
         if path.segments().len() > crate::key::MAX_DEPTH {
-            self.unknown.push(format!("{} (too deep)", self.style.prefix(path)));
+            self.unknown
+                .push(format!("{} (too deep)", self.style.prefix(path)));
             return;
         }
         match kind {

@@ -190,10 +190,7 @@ pub(crate) fn read_header(path: &Path) -> Result<Vec<u8>> {
 
 /// The first 8 + N bytes `reader` gives: a header length checked against the format's limit
 /// (and against the file's length, when known), then that many bytes, nothing after them.
-pub(crate) fn read_header_from(
-    reader: impl Read,
-    file: Option<(&Path, u64)>,
-) -> Result<Vec<u8>> {
+pub(crate) fn read_header_from(reader: impl Read, file: Option<(&Path, u64)>) -> Result<Vec<u8>> {
     let read_error = |e| match file {
         Some((path, _)) => Error::io("read", path, e),
         None => Error::io("read", "(stream)", e),
@@ -218,7 +215,9 @@ pub(crate) fn read_header_from(
         let got = head.len() - LEN_BYTES;
         return Err(Error::format(
             LEN_BYTES as u64,
-            format!("the header is {header_len} bytes long, but the input ends after {got} of them"),
+            format!(
+                "the header is {header_len} bytes long, but the input ends after {got} of them"
+            ),
         ));
     }
     Ok(head)

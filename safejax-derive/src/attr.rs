@@ -346,7 +346,8 @@ impl Entry {
             collections: None,
             with_collection: true,
         };
-        const OPTIONS: &str = "expected `path = \"...\"`, `collections = [\"...\"]` or `without_collection`";
+        const OPTIONS: &str =
+            "expected `path = \"...\"`, `collections = [\"...\"]` or `without_collection`";
         for chunk in split_commas(group.stream()) {
             let mut tokens = flatten_invisible(chunk).into_iter();
             let (key, eq) = (tokens.next(), tokens.next());
@@ -391,10 +392,7 @@ impl Entry {
             }
         }
         let Some(lit) = path else {
-            cx.error(
-                group.span(),
-                "safejax `expect(...)` needs `path = \"...\"`",
-            );
+            cx.error(group.span(), "safejax `expect(...)` needs `path = \"...\"`");
             return None;
         };
         expect.path = lit.value();

@@ -8,8 +8,8 @@ use syn::{DeriveInput, Type};
 use crate::ast::{Container, Field};
 use crate::attr::{Numbering, Sep, Style};
 use crate::check;
-use crate::expect;
 use crate::ctxt::Ctxt;
+use crate::expect;
 
 /// Expands `#[derive(SafeParams)]` on `input`.
 pub fn derive(input: &DeriveInput) -> TokenStream {
@@ -18,7 +18,11 @@ pub fn derive(input: &DeriveInput) -> TokenStream {
     let mut pinned = TokenStream::new();
     if let Some(container) = &container {
         check::check(&cx, container);
-        let style = container.attrs.style.as_ref().map_or(Style::Flax, |s| s.value);
+        let style = container
+            .attrs
+            .style
+            .as_ref()
+            .map_or(Style::Flax, |s| s.value);
         pinned = expect::check(&cx, container, style);
     }
     let krate = container
