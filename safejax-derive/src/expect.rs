@@ -2,7 +2,7 @@
 //! the runtime's const checker walks the struct's kind against.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 use proc_macro2::{Span, TokenStream};
@@ -40,17 +40,18 @@ pub fn check(cx: &Ctxt, cont: &Container, style: Style) -> TokenStream {
     let Some(first) = cont.attrs.expect.first() else {
         return TokenStream::new();
     };
-    if !cont.original.generics.params.is_empty() {
-        cx.error(
-            first.key,
-            "safejax `expect` pins a root struct to a file: a generic struct is checked where it is used, so pin the struct that uses it",
-        );
-        return TokenStream::new();
-    }
+    // First: a `borrow` struct is generic too, over its lifetime.
     if cont.attrs.borrow.is_some() {
         cx.error(
             first.key,
             "safejax `expect` pins an owned struct: pin the owned twin of a `borrow` struct, or check with `Loader::check`",
+        );
+        return TokenStream::new();
+    }
+    if !cont.original.generics.params.is_empty() {
+        cx.error(
+            first.key,
+            "safejax `expect` pins a root struct to a file: a generic struct is checked where it is used, so pin the struct that uses it",
         );
         return TokenStream::new();
     }
@@ -192,6 +193,8 @@ fn table(
 }
 
 /// Reads and checks the pinned file at `written` (relative to the crate's manifest directory).
+/// The reasons it gives do not name the file: the caller names it as written, since the path it
+/// resolves to differs from one machine to the next.
 fn read(written: &str) -> Result<Pinned, String> {
     let path = Path::new(written);
     let path = if path.is_absolute() {
@@ -201,38 +204,44 @@ fn read(written: &str) -> Result<Pinned, String> {
             .ok_or("the crate's directory is unknown (`CARGO_MANIFEST_DIR` is not set)")?;
         Path::new(&dir).join(path)
     };
-    let shown = path.display();
-    let mut file = File::open(&path).map_err(|e| format!("cannot open `{shown}`: {e}"))?;
+    let mut file = File::open(&path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound if Path::new(written).is_relative() => {
+            "no such file (a relative path starts at the crate's directory, the one with its Cargo.toml)"
+                .to_owned()
+        }
+        ErrorKind::NotFound => "no such file".to_owned(),
+        _ => format!("cannot open it: {e}"),
+    })?;
     let len = file
         .metadata()
-        .map_err(|e| format!("cannot read `{shown}`: {e}"))?
+        .map_err(|e| format!("cannot read it: {e}"))?
         .len();
     let mut head = [0u8; 8];
     file.read_exact(&mut head).map_err(|_| {
-        format!("`{shown}` is not a safetensors file: {len} bytes are too few for its 8-byte header length")
+        format!("not a safetensors file: {len} bytes are too few for its 8-byte header length")
     })?;
     let header_len = u64::from_le_bytes(head);
     if header_len > MAX_HEADER || header_len > len - 8 {
         return Err(format!(
-            "`{shown}` is not a safetensors file: its header length {header_len} is more than the {} bytes after it",
+            "not a safetensors file: its header length {header_len} is more than the {} bytes after it",
             len - 8
         ));
     }
     let header_only = len == 8 + header_len;
     if len > MAX_PINNED && !header_only {
         return Err(format!(
-            "`{shown}` is {len} bytes, more than the {} MiB a pinned file may have (the build reads it whole): pin its header-only file instead, written by `safejax::format::write_header_only`",
+            "it is {len} bytes, more than the {} MiB a pinned file may have (the build reads it whole): pin its header-only file instead, written by `safejax::format::write_header_only`",
             MAX_PINNED >> 20
         ));
     }
     let mut text = vec![0u8; header_len as usize];
     file.read_exact(&mut text)
-        .map_err(|e| format!("cannot read the header of `{shown}`: {e}"))?;
-    let tensors = parse(&text).map_err(|why| format!("`{shown}` has an invalid header: {why}"))?;
+        .map_err(|e| format!("cannot read its header: {e}"))?;
+    let tensors = parse(&text).map_err(|why| format!("its header is invalid: {why}"))?;
     let data_len = tensors.iter().map(|t| t.end).max().unwrap_or(0);
     if !header_only && len - 8 - header_len != data_len {
         return Err(format!(
-            "`{shown}` has {} bytes of data where its header describes {data_len}",
+            "it has {} bytes of data where its header describes {data_len}: neither the whole file nor its header only",
             len - 8 - header_len
         ));
     }
@@ -274,7 +283,10 @@ fn parse(text: &[u8]) -> Result<Vec<Tensor>, String> {
             .try_fold(1u64, |n, &d| n.checked_mul(d))
             .and_then(|n| n.checked_mul(bits))
             .ok_or(format!("tensor `{name}` is too large"))?;
-        if end < start || (end - start) * 8 != elements {
+        let bits_spanned = end
+            .checked_sub(start)
+            .and_then(|bytes| bytes.checked_mul(8));
+        if bits_spanned != Some(elements) {
             return Err(format!(
                 "tensor `{name}` of shape {shape:?} and dtype {dtype} has offsets {start}..{end}, which do not span its {} bits",
                 elements
@@ -330,4 +342,28 @@ fn dtype_of(name: &str) -> Option<(&'static str, u64)> {
         ("U64", 64),
     ];
     DTYPES.iter().find(|(n, _)| *n == name).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse, read};
+
+    #[test]
+    fn a_missing_file_is_named_as_written_not_resolved() {
+        let reason = read("no/such/file.safetensors").err();
+        assert_eq!(
+            reason.as_deref(),
+            Some(
+                "no such file (a relative path starts at the crate's directory, the one with its Cargo.toml)"
+            )
+        );
+    }
+
+    #[test]
+    fn offsets_past_u64_are_an_error_not_a_panic() {
+        let header =
+            br#"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}}"#;
+        let reason = parse(header).err().unwrap_or_default();
+        assert!(reason.contains("do not span its 32 bits"), "{reason}");
+    }
 }

@@ -428,3 +428,15 @@ fn errors_come_with_a_stub_impl() {
     assert!(out.contains("compile_error"), "{out}");
     assert!(out.contains("SafeParams for E"), "{out}");
 }
+
+#[test]
+fn expect_on_a_borrow_struct_says_so_though_it_is_generic_too() {
+    let out = expansion(&parse_quote! {
+        #[safejax(borrow, expect = "model.safetensors")]
+        struct View<'a> {
+            w: ArrayView1<'a, f32>,
+        }
+    });
+    assert!(out.contains("pins an owned struct"), "{out}");
+    assert!(!out.contains("a generic struct"), "{out}");
+}

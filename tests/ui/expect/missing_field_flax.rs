@@ -1,0 +1,26 @@
+use ndarray::{Array1, Array2};
+use safejax::SafeParams;
+
+#[derive(SafeParams)]
+struct Dense {
+    kernel: Array2<f32>,
+    bias: Array1<f32>,
+}
+
+#[derive(SafeParams)]
+#[safejax(
+    style = "flax",
+    collection = "params",
+    expect = "fixtures/flax_mlp.safetensors"
+)]
+struct Mlp {
+    #[safejax(rename = "Dense_0")]
+    hidden: Dense,
+    #[safejax(rename = "Dense_1")]
+    out: Dense,
+    /// The file has no `Dense_2`.
+    #[safejax(rename = "Dense_2")]
+    head: Dense,
+}
+
+fn main() {}

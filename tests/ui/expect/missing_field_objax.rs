@@ -1,0 +1,30 @@
+use ndarray::{Array1, Array2};
+use safejax::SafeParams;
+
+#[derive(SafeParams)]
+#[safejax(class = "Linear")]
+struct Linear {
+    w: Array2<f32>,
+    b: Array1<f32>,
+}
+
+#[derive(SafeParams)]
+struct Relu;
+
+#[derive(SafeParams)]
+#[safejax(class = "Sequential")]
+struct Layers(Linear, Relu, Linear);
+
+#[derive(SafeParams)]
+#[safejax(
+    style = "objax",
+    class = "OMLP",
+    expect = "fixtures/objax_mlp.safetensors"
+)]
+struct Omlp {
+    layers: Layers,
+    /// The file has no `(OMLP).head(Linear)`.
+    head: Linear,
+}
+
+fn main() {}

@@ -1,0 +1,28 @@
+use ndarray::Array2;
+use safejax::SafeParams;
+
+/// Without its bias: `b::TrainVar` stays in the file.
+#[derive(SafeParams)]
+#[safejax(class = "Linear")]
+struct Linear {
+    w: Array2<f32>,
+}
+
+#[derive(SafeParams)]
+struct Relu;
+
+#[derive(SafeParams)]
+#[safejax(class = "Sequential")]
+struct Layers(Linear, Relu, Linear);
+
+#[derive(SafeParams)]
+#[safejax(
+    style = "objax",
+    class = "OMLP",
+    expect = "fixtures/objax_mlp.safetensors"
+)]
+struct Omlp {
+    layers: Layers,
+}
+
+fn main() {}
