@@ -490,7 +490,16 @@ impl Loader {
                 metadata.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
-        let files: Vec<_> = heads.iter().map(|(spec, ..)| spec).zip(&headers).collect();
+        let names: Vec<String> = heads
+            .iter()
+            .map(|(_, _, path)| path.map_or("(bytes)".into(), |p| p.display().to_string()))
+            .collect();
+        let files: Vec<_> = heads
+            .iter()
+            .zip(&headers)
+            .zip(&names)
+            .map(|(((spec, ..), header), name)| (spec, header, name.as_str()))
+            .collect();
         let (report, ignored) = crate::check::check_headers(
             &T::KIND,
             self.style.unwrap_or(T::STYLE),

@@ -352,6 +352,8 @@ impl Entry {
         };
         const OPTIONS: &str =
             "expected `path = \"...\"`, `collections = [\"...\"]` or `without_collection`";
+        // A `path` that is there but malformed is one error, not two.
+        let mut seen_path = false;
         for chunk in split_commas(group.stream()) {
             let mut tokens = flatten_invisible(chunk).into_iter();
             let (key, eq) = (tokens.next(), tokens.next());
@@ -363,13 +365,16 @@ impl Entry {
             let is_eq = matches!(&eq, Some(TokenTree::Punct(p)) if p.as_char() == '=');
             let span = key.as_ref().map_or(group.span(), TokenTree::span);
             match (key_name.as_str(), is_eq) {
-                ("path", true) => match syn::parse2::<LitStr>(value.clone()) {
-                    Ok(lit) => path = Some(lit),
-                    Err(_) => cx.error_spanned_by(
-                        &value,
-                        "safejax `expect` `path` expects a string literal",
-                    ),
-                },
+                ("path", true) => {
+                    seen_path = true;
+                    match syn::parse2::<LitStr>(value.clone()) {
+                        Ok(lit) => path = Some(lit),
+                        Err(_) => cx.error_spanned_by(
+                            &value,
+                            "safejax `expect` `path` expects a string literal",
+                        ),
+                    }
+                }
                 ("collections", true) => {
                     let list = syn::parse2::<Group>(value.clone())
                         .ok()
@@ -389,14 +394,26 @@ impl Entry {
                     }
                 }
                 ("without_collection", false) if eq.is_none() => expect.with_collection = false,
-                _ => cx.error(
-                    span,
-                    format_args!("unknown safejax `expect` option, {OPTIONS}"),
-                ),
+                (name, _) => {
+                    let hint = match name {
+                        "collection" => ", did you mean `collections = [\"...\"]`?".to_owned(),
+                        "with_collection" | "without_collections" => {
+                            ", did you mean `without_collection`?".to_owned()
+                        }
+                        _ => format!(", {OPTIONS}"),
+                    };
+                    let shown = if name.is_empty() { "" } else { name };
+                    cx.error(
+                        span,
+                        format_args!("unknown safejax `expect` option `{shown}`{hint}"),
+                    )
+                }
             }
         }
         let Some(lit) = path else {
-            cx.error(group.span(), "safejax `expect(...)` needs `path = \"...\"`");
+            if !seen_path {
+                cx.error(group.span(), "safejax `expect(...)` needs `path = \"...\"`");
+            }
             return None;
         };
         expect.path = lit.value();

@@ -114,12 +114,14 @@ fn table(
             None => quote!(_safejax::__private::None),
         };
         let with_collection = expect.value.with_collection;
+        let written = &expect.value.path;
         parts.push(quote! {
             _safejax::__private::check::TablePart {
                 collections: #collections,
                 with_collection: #with_collection,
                 entries: &[#(#entries),*],
                 first: #first,
+                file: #written,
             }
         });
         first += tensors.len();

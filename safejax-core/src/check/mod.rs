@@ -61,6 +61,8 @@ pub struct TablePart<'t> {
     pub entries: &'t [Entry<'t>],
     /// Where its used flags start in the checker's flags.
     pub first: usize,
+    /// The file's name, for messages about a checkpoint of several files.
+    pub file: &'t str,
 }
 
 /// The files a value is checked against.

@@ -40,12 +40,16 @@ pub(crate) fn check_headers(
     style: Style,
     policy: crate::DtypePolicy,
     leniency: (bool, bool),
-    files: &[(&crate::reader::PartSpec, &crate::format::FileHeader<'_>)],
+    files: &[(
+        &crate::reader::PartSpec,
+        &crate::format::FileHeader<'_>,
+        &str,
+    )],
 ) -> (LoadReport, Vec<String>) {
     let (allow_unexpected, allow_missing) = leniency;
     let collections: Vec<Option<Vec<&str>>> = files
         .iter()
-        .map(|(spec, _)| {
+        .map(|(spec, ..)| {
             spec.collections
                 .as_ref()
                 .map(|list| list.iter().map(String::as_str).collect())
@@ -53,7 +57,7 @@ pub(crate) fn check_headers(
         .collect();
     let entries: Vec<Vec<Entry<'_>>> = files
         .iter()
-        .map(|(_, header)| {
+        .map(|(_, header, _)| {
             let mut entries: Vec<Entry<'_>> = (0..header.len())
                 .map(|i| {
                     let (name, dtype, shape) = header.tensor(i);
@@ -69,8 +73,9 @@ pub(crate) fn check_headers(
         .iter()
         .zip(&collections)
         .zip(&entries)
-        .map(|(((spec, _), collections), entries)| {
+        .map(|(((spec, _, file), collections), entries)| {
             let part = TablePart {
+                file,
                 collections: collections.as_deref(),
                 with_collection: spec.with_collection,
                 entries,
@@ -275,6 +280,7 @@ pub const fn expect_message<'t>(
         let key = key.split_at(finding.start).1;
         m.push("\n  ");
         match finding.what {
+            What::Missing if table.parts.len() > 1 => m.push("missing from the files: "),
             What::Missing => m.push("missing from the file: "),
             What::Rank { .. } => m.push("rank differs: "),
             What::Dtype { .. } => m.push("dtype differs: "),
@@ -329,6 +335,11 @@ pub const fn expect_message<'t>(
                 if lines < MESSAGE_LINES {
                     m.push("\n  not read by the struct: ");
                     m.push(part.entries[e].name);
+                    if table.parts.len() > 1 {
+                        m.push(" (in `");
+                        m.push(part.file);
+                        m.push("`)");
+                    }
                 }
                 lines += 1;
             }
