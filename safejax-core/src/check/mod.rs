@@ -537,7 +537,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
                 cut += 1;
                 let objax = matches!(self.style, Style::Objax);
                 let whole = at == end;
-                let split = false;
+                let split = !objax && at > 0 && !whole && child_bytes[at] == b'_';
                 if !(whole || split) || !(objax || fits(element, child_bytes, at)) {
                     continue;
                 }
