@@ -6,6 +6,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use safetensors::tensor::TensorView;
 
+use crate::check::{NameRef as Name, sorted_names};
 use crate::dtype::DtypePolicy;
 use crate::error::{KeyProblem, LeafProblem, LoadReport};
 use crate::format::{Parsed, Staged, TensorRef};
@@ -44,15 +45,6 @@ struct Part<'d> {
     spec: PartSpec,
     parsed: Parsed<'d>,
     used: Vec<bool>,
-}
-
-/// A key of one file, or its part after the collection: what lookups search, sorted by text.
-#[derive(Debug, Clone, Copy)]
-struct Name {
-    part: u32,
-    entry: u32,
-    /// Where the text starts in the key.
-    start: u32,
 }
 
 /// The outcome of [`Reader::optional`].
@@ -116,24 +108,8 @@ impl<'d> Reader<'d> {
                 parsed,
             })
             .collect();
-        let mut names = Vec::new();
-        for (part, file) in parts.iter().enumerate() {
-            for entry in 0..file.parsed.len() {
-                // A header is at most `MAX_HEADER_LEN` bytes: its counts and offsets fit in u32.
-                let name = |start: usize| Name {
-                    part: part as u32,
-                    entry: entry as u32,
-                    start: start as u32,
-                };
-                names.push(name(0));
-                if style != Style::Objax
-                    && let Some(dot) = file.parsed.name(entry).find('.')
-                {
-                    names.push(name(dot + 1));
-                }
-            }
-        }
-        names.sort_unstable_by(|a, b| text(&parts, *a).cmp(text(&parts, *b)));
+        let counts: Vec<usize> = parts.iter().map(|p| p.parsed.len()).collect();
+        let names = sorted_names(&counts, |part, entry| parts[part].parsed.name(entry), style);
         let hasher = RandomState::new();
         let mut index = HashMap::default();
         index.reserve(parts.iter().map(|p| p.parsed.len()).sum());

@@ -2,8 +2,10 @@
 //! next to the trait.
 //!
 //! The pipeline: `ast` models the input and `attr` parses `#[safejax(...)]`, recording every
-//! problem in one error collector (`ctxt`); `check` applies the rules across fields; `expand`
-//! writes the impl or, when anything was wrong, the errors and a stub impl.
+//! problem in one error collector (`ctxt`); `check` applies the rules across fields; `expect`
+//! reads the headers of pinned files into a table; `expand` writes the impl (with the struct's
+//! static `KIND` and the const checks of collisions and pinned files) or, when anything was
+//! wrong, the errors and a stub impl.
 
 mod ast;
 mod attr;
@@ -21,9 +23,11 @@ use syn::{DeriveInput, parse_macro_input};
 /// Attributes (see the `safejax` crate documentation for the full reference):
 ///
 /// - on the struct: `#[safejax(style = "flax" | "haiku" | "objax")]`,
-///   `collection = "..."`, `class = "..."`, `crate = "..."`, `bound = "..."`;
+///   `collection = "..."`, `class = "..."`, `crate = "..."`, `bound = "..."`, `borrow`,
+///   `sep = "/"`, `expect = "..."` (or `expect(path = "...", collections = [...],
+///   without_collection)`);
 /// - on a field: `rename = "..."`, `skip`, `default`, `collection = "..."`, `class = "..."`,
-///   `sep = "/"`.
+///   `sep = "/"`, `numbering = "..."`, `flatten`, `recursive`.
 #[proc_macro_derive(SafeParams, attributes(safejax))]
 pub fn derive_safe_params(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);

@@ -16,8 +16,8 @@ mod report;
 
 pub use collide::collision_message;
 pub use path::MAX_KEY;
-pub(crate) use report::check_headers;
 pub use report::{Message, expect_message, names_order};
+pub(crate) use report::{check_headers, sorted_names};
 
 use self::path::{Buf, Name, Path};
 use crate::Dtype;

@@ -10,9 +10,25 @@ use crate::style::Style;
 
 /// The searchable names of `parts` in sorted order, as [`Table::names`] wants them.
 pub fn names_order(parts: &[TablePart<'_>], style: Style) -> Vec<NameRef> {
+    let counts: Vec<usize> = parts.iter().map(|p| p.entries.len()).collect();
+    sorted_names(
+        &counts,
+        |part, entry| parts[part].entries[entry].name,
+        style,
+    )
+}
+
+/// Every key of `counts[p]` keys in each file `p` (`key(p, e)`), and for Flax and Haiku its
+/// text after the first `.` too, so that a search finds a key without its collection: sorted by
+/// text.
+pub(crate) fn sorted_names<'k>(
+    counts: &[usize],
+    key: impl Fn(usize, usize) -> &'k str,
+    style: Style,
+) -> Vec<NameRef> {
     let mut names = Vec::new();
-    for (part, file) in parts.iter().enumerate() {
-        for (entry, tensor) in file.entries.iter().enumerate() {
+    for (part, &count) in counts.iter().enumerate() {
+        for entry in 0..count {
             // A header is at most `MAX_HEADER_LEN` bytes: its counts and offsets fit in u32.
             let name = |start: usize| NameRef {
                 part: part as u32,
@@ -21,15 +37,14 @@ pub fn names_order(parts: &[TablePart<'_>], style: Style) -> Vec<NameRef> {
             };
             names.push(name(0));
             if style != Style::Objax
-                && let Some(dot) = tensor.name.find('.')
+                && let Some(dot) = key(part, entry).find('.')
             {
                 names.push(name(dot + 1));
             }
         }
     }
-    let text =
-        |n: &NameRef| &parts[n.part as usize].entries[n.entry as usize].name[n.start as usize..];
-    names.sort_by(|a, b| text(a).cmp(text(b)));
+    let text = |n: &NameRef| &key(n.part as usize, n.entry as usize)[n.start as usize..];
+    names.sort_unstable_by(|a, b| text(a).cmp(text(b)));
     names
 }
 

@@ -345,6 +345,17 @@ impl<'h> FileHeader<'h> {
     /// Parses and checks the JSON `text` of a header (the bytes after the length) for a file
     /// whose data section is `data_len` bytes long.
     pub(crate) fn parse(text: &'h [u8], data_len: usize) -> Result<Self> {
+        Self::parse_for(text, Some(data_len))
+    }
+
+    /// Parses and checks the JSON `text` of a header read alone: its tensors' offsets are
+    /// checked against each other and against their shapes, but not against a data section,
+    /// which need not follow (a header-only file, or a file cut after its header).
+    pub(crate) fn parse_alone(text: &'h [u8]) -> Result<Self> {
+        Self::parse_for(text, None)
+    }
+
+    fn parse_for(text: &'h [u8], data_len: Option<usize>) -> Result<Self> {
         let text = std::str::from_utf8(text).map_err(|e| {
             Error::format(
                 (LEN_BYTES + e.valid_up_to()) as u64,
@@ -353,30 +364,8 @@ impl<'h> FileHeader<'h> {
         })?;
         let raw = RawHeader::deserialize(&mut serde_json::Deserializer::from_str(text))
             .map_err(|e| json_error(text, e))?;
-        let data_start = LEN_BYTES + text.len();
-        let entries = check_entries(raw.entries, &raw.dims, raw.unknown, data_len, data_start)?;
-        Ok(FileHeader {
-            entries,
-            dims: raw.dims,
-            metadata: raw.metadata.unwrap_or_default(),
-            data_start: data_start as u64,
-            data_len,
-        })
-    }
-
-    /// Parses and checks the JSON `text` of a header read alone: its tensors' offsets are
-    /// checked against each other and against their shapes, but not against a data section,
-    /// which need not follow (a header-only file, or a file cut after its header).
-    pub(crate) fn parse_alone(text: &'h [u8]) -> Result<Self> {
-        let text_str = std::str::from_utf8(text).map_err(|e| {
-            Error::format(
-                (LEN_BYTES + e.valid_up_to()) as u64,
-                "header is not valid UTF-8",
-            )
-        })?;
-        let raw = RawHeader::deserialize(&mut serde_json::Deserializer::from_str(text_str))
-            .map_err(|e| json_error(text_str, e))?;
-        let data_len = raw.entries.iter().map(|e| e.end).max().unwrap_or(0);
+        let data_len =
+            data_len.unwrap_or_else(|| raw.entries.iter().map(|e| e.end).max().unwrap_or(0));
         let data_start = LEN_BYTES + text.len();
         let entries = check_entries(raw.entries, &raw.dims, raw.unknown, data_len, data_start)?;
         Ok(FileHeader {
