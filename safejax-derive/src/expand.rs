@@ -149,6 +149,7 @@ fn impl_params(cont: &Container, import: &TokenStream, pinned: TokenStream) -> T
     let generic = !generics.params.is_empty();
     let collisions_const = (!generic).then(|| {
         quote_spanned! {at(ident.span())=>
+            #[allow(long_running_const_eval)]
             const _: () = if let _safejax::__private::Some(__message) =
                 _safejax::__private::check::collision_message(
                     &<#ident as _safejax::__private::SafeParams>::KIND,

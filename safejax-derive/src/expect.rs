@@ -145,6 +145,7 @@ fn table(
     }
     let text = |&(p, e, s): &(u32, u32, u32)| &sorted[p as usize][e as usize].name[s as usize..];
     names.sort_by(|a, b| text(a).cmp(text(b)));
+    let prefixes = syn::LitByteStr::new(&prefix_set(names.iter().map(text)), Span::call_site());
     let names = names.iter().map(|(part, entry, start)| {
         quote!(_safejax::__private::check::NameRef { part: #part, entry: #entry, start: #start })
     });
@@ -161,20 +162,28 @@ fn table(
     );
     let used = first;
     let tried = 16 + 2 * names.len();
+    // As `check::index_len`: room for the table's hash index.
+    let index = (2 * used + 1).next_power_of_two();
     quote_spanned! {span=>
         #(#includes)*
         const __TABLE: _safejax::__private::check::Table<'static> = _safejax::__private::check::Table {
             parts: &[#(#parts),*],
             names: &[#(#names),*],
+            prefixes: #prefixes,
         };
+        // Bounded by the struct's kind and the file's keys; a large model takes longer than the
+        // lint's guess at an endless loop.
+        #[allow(long_running_const_eval)]
         const _: () = {
             let mut __used = [false; #used];
             let mut __tried = [""; #tried];
+            let mut __index = [0u32; #index];
             let mut __findings = [_safejax::__private::check::FINDING; 128];
             let mut __text = [0u8; 1 << 16];
             let mut __out = _safejax::__private::check::Out {
                 used: &mut __used,
                 tried: &mut __tried,
+                index: &mut __index,
                 findings: &mut __findings,
                 text: &mut __text,
                 count: 0,
@@ -344,6 +353,49 @@ fn dtype_of(name: &str) -> Option<(&'static str, u64)> {
         ("U64", 64),
     ];
     DTYPES.iter().find(|(n, _)| *n == name).copied()
+}
+
+/// The runtime's `check::prefix_set`, at macro time: a hash set of every name's text and of its
+/// starts before each separator, eight big-endian bytes a slot. The hash must be the runtime's
+/// `check::prefix_hash`; both crates test it against the same numbers.
+fn prefix_set<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<u8> {
+    let mut hashes = std::collections::BTreeSet::new();
+    for text in texts {
+        let bytes = text.as_bytes();
+        hashes.insert(prefix_hash(bytes));
+        for (at, &b) in bytes.iter().enumerate() {
+            if matches!(b, b'.' | b'/' | b'_' | b'(' | b'[' | b']' | b':') {
+                hashes.insert(prefix_hash(&bytes[..at]));
+            }
+        }
+    }
+    let slots = (2 * hashes.len() + 1).next_power_of_two();
+    let mut table = vec![0u64; slots];
+    for h in hashes {
+        let mut slot = h as usize & (slots - 1);
+        while table[slot] != 0 {
+            slot = (slot + 1) & (slots - 1);
+        }
+        table[slot] = h;
+    }
+    table.iter().flat_map(|h| h.to_be_bytes()).collect()
+}
+
+/// FNV-1a over big-endian words then bytes, mixed; as the runtime's `check::prefix_hash`.
+pub(crate) fn prefix_hash(key: &[u8]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::MAX;
+    let mut words = key.chunks_exact(8);
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        h = (h ^ u64::from_be_bytes(bytes)).wrapping_mul(PRIME);
+    }
+    for &b in words.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+    }
+    h ^= h >> 32;
+    (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16) | 1
 }
 
 #[cfg(test)]

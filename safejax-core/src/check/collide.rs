@@ -22,55 +22,98 @@ const MAX_HEADS: usize = 8;
 const ARENA: usize = 1 << 16;
 const MAX_PATTERNS: usize = 1024;
 
+/// The most fields of one struct whose collections are worked out once; the fields past it work
+/// theirs out for each pair.
+const MAX_FIELDS: usize = 256;
+
+/// The collections of one field's leaves: up to [`MAX_HEADS`], and how many there are.
+#[derive(Clone, Copy)]
+struct Heads {
+    collections: [Option<&'static str>; MAX_HEADS],
+    count: usize,
+}
+
+const NO_HEADS: Heads = Heads {
+    collections: [None; MAX_HEADS],
+    count: 0,
+};
+
 /// The first pair of keys two fields of the struct of `kind` can both write, described; `None`
 /// when there is none (or `kind` is not a struct).
+///
+/// Const evaluation takes about a microsecond a step, and every struct of a model is checked:
+/// the pairs of fields are screened with a few comparisons of names each (see [`may_collide`]),
+/// and only a pair that passes has its key patterns rendered and compared, in each style.
 pub const fn collision_message(kind: &Kind) -> Option<Message> {
     let Kind::Struct(schema) = kind else {
         return None;
     };
-    let styles = [Style::Flax, Style::Haiku, Style::Objax];
-    let mut s = 0;
-    while s < styles.len() {
-        let style = styles[s];
-        let mut i = 0;
-        while i < schema.fields.len() {
-            let mut j = i + 1;
-            while j < schema.fields.len() {
-                if may_collide(schema, i, j, style)
-                    && let Some(message) = compare(schema, i, j, style)
-                {
-                    return Some(message);
+    if schema.fields.len() < 2 {
+        return None;
+    }
+    let mut known = [NO_HEADS; MAX_FIELDS];
+    let mut i = 0;
+    while i < schema.fields.len() && i < MAX_FIELDS {
+        known[i] = collections(schema, &schema.fields[i]);
+        i += 1;
+    }
+    let mut i = 0;
+    while i < schema.fields.len() {
+        let a = heads_of(schema, &known, i);
+        let mut j = i + 1;
+        while j < schema.fields.len() {
+            let b = heads_of(schema, &known, j);
+            if may_collide(schema, (i, &a), (j, &b)) {
+                let styles = [Style::Flax, Style::Haiku, Style::Objax];
+                let mut s = 0;
+                while s < styles.len() {
+                    if let Some(message) = compare(schema, i, j, styles[s]) {
+                        return Some(message);
+                    }
+                    s += 1;
                 }
-                j += 1;
             }
-            i += 1;
+            j += 1;
         }
-        s += 1;
+        i += 1;
     }
     None
 }
 
-/// Whether the starts of fields `i` and `j`'s keys could agree in `style`.
-const fn may_collide(schema: &StructSchema, i: usize, j: usize, style: Style) -> bool {
+const fn heads_of(schema: &StructSchema, known: &[Heads; MAX_FIELDS], i: usize) -> Heads {
+    if i < MAX_FIELDS {
+        known[i]
+    } else {
+        collections(schema, &schema.fields[i])
+    }
+}
+
+/// Whether two fields' keys could start alike, in any style. A Flax or Haiku key starts with its
+/// collection (if any) and the field's step; Objax keys with the step, so the same test covers
+/// them. A list or a map (joined with `_`) or a flattened list can go on past its name.
+const fn may_collide(
+    schema: &StructSchema,
+    (i, a_heads): (usize, &Heads),
+    (j, b_heads): (usize, &Heads),
+) -> bool {
     let (a, b) = (&schema.fields[i], &schema.fields[j]);
-    // Positions after a flattened list move by its length: they never meet its elements.
+    // Positions after a flattened list move by its length: they never meet its elements; and
+    // two positions are never the same.
     let (a_position, b_position) = (
         a.flatten || a.info.name.is_none(),
         b.flatten || b.info.name.is_none(),
     );
-    if a_position && b_position && (a.flatten || b.flatten) {
+    if a_position && b_position {
         return false;
     }
-    let (a_heads, a_count) = heads(schema, a, style);
-    let (b_heads, b_count) = heads(schema, b, style);
-    if a_count > MAX_HEADS || b_count > MAX_HEADS {
+    if a_heads.count > MAX_HEADS || b_heads.count > MAX_HEADS {
         return true;
     }
     let mut x = 0;
-    while x < a_count {
+    while x < a_heads.count {
         let mut y = 0;
-        while y < b_count {
-            if prefix_compatible(a_heads[x].as_bytes(), b_heads[y].as_bytes()) {
+        while y < b_heads.count {
+            if starts_alike((a_heads.collections[x], a), (b_heads.collections[y], b)) {
                 return true;
             }
             y += 1;
@@ -80,96 +123,129 @@ const fn may_collide(schema: &StructSchema, i: usize, j: usize, style: Style) ->
     false
 }
 
-/// The starts of a field's keys, one per collection its leaves have, up to the first wildcard;
-/// a count over [`MAX_HEADS`] means too many to list.
-const fn heads(
-    schema: &StructSchema,
-    field: &FieldSchema,
-    style: Style,
-) -> ([Buf; MAX_HEADS], usize) {
-    let mut collections: [Option<&'static str>; MAX_HEADS] = [None; MAX_HEADS];
-    let mut count = 0;
-    let mut path = Path::new(style);
-    let node = path.enter_node(schema.node.class, schema.node.collection);
-    let saved = path.enter_field(field, field.info.position);
-    if field.flatten {
-        path.segs[path.len - 1].name = Name::AnyPosition;
+/// Whether keys of two fields, in these collections, could share their first two components.
+const fn starts_alike(
+    (a_collection, a): (Option<&str>, &FieldSchema),
+    (b_collection, b): (Option<&str>, &FieldSchema),
+) -> bool {
+    match (a_collection, b_collection) {
+        (Some(x), Some(y)) => eq(x, y) && steps_alike(a, b),
+        (None, None) => steps_alike(a, b),
+        // `c.step...` against `name...`: only where the name is the collection.
+        (Some(c), None) => step_is(b, c),
+        (None, Some(c)) => step_is(a, c),
     }
-    collect_collections(&mut path, field.kind, &mut collections, &mut count);
-    let mut heads = [
-        Buf::new(),
-        Buf::new(),
-        Buf::new(),
-        Buf::new(),
-        Buf::new(),
-        Buf::new(),
-        Buf::new(),
-        Buf::new(),
-    ];
-    let mut k = 0;
-    while k < count && k < MAX_HEADS {
-        path.collection = collections[k];
-        let head = match style {
-            Style::Objax => path.render_prefix(),
-            _ => path.render_key(true),
-        };
-        heads[k] = literal_prefix(head);
-        k += 1;
-    }
-    path.leave_field(saved);
-    path.leave_node(node);
-    (heads, count)
 }
 
-/// The part of `buf` before its first wildcard.
-const fn literal_prefix(mut buf: Buf) -> Buf {
-    let mut i = 0;
-    while i < buf.len {
-        if is_wild(buf.bytes[i]) {
-            buf.len = i;
-            break;
+/// Whether the steps of two fields (one at least named) could render alike.
+const fn steps_alike(a: &FieldSchema, b: &FieldSchema) -> bool {
+    match (a.info.name, b.info.name) {
+        (Some(x), Some(y)) => {
+            eq(x, y) || (open(a) && starts_with(y, x)) || (open(b) && starts_with(x, y))
         }
-        i += 1;
+        (Some(name), None) => position_named(b, name),
+        (None, Some(name)) => position_named(a, name),
+        (None, None) => false,
     }
-    buf
 }
 
-/// The distinct collections of the leaves under the path, counted past [`MAX_HEADS`].
+/// Whether a positional field's step (`layers_<p>`, or any `layers_<n>` if flattened) can be
+/// `name`, or start it.
+const fn position_named(field: &FieldSchema, name: &str) -> bool {
+    starts_with(name, "layers_") || (open(field) && starts_with("layers_", name))
+}
+
+/// Whether a field's step can be `name`, the first component of the other key.
+const fn step_is(field: &FieldSchema, name: &str) -> bool {
+    match field.info.name {
+        Some(own) => eq(own, name) || (open(field) && starts_with(name, own)),
+        None => starts_with(name, "layers_"),
+    }
+}
+
+/// Whether a field's step can go on past its name: a list or a map whose elements are joined to
+/// it with `_` (`blocks_0`), or a flattened list's positions.
+const fn open(field: &FieldSchema) -> bool {
+    if field.flatten {
+        return true;
+    }
+    let mut kind = field.kind;
+    while let Kind::Optional(inner) = kind {
+        kind = inner;
+    }
+    match kind {
+        Kind::List(_) | Kind::Array(..) => {
+            !matches!(field.info.numbering, crate::key::Numbering::Nested)
+        }
+        Kind::Map(_) => true,
+        _ => false,
+    }
+}
+
+const fn eq(a: &str, b: &str) -> bool {
+    super::eq(a.as_bytes(), b.as_bytes())
+}
+
+const fn starts_with(text: &str, prefix: &str) -> bool {
+    super::starts_with(text.as_bytes(), prefix.as_bytes())
+}
+
+/// The collections of a field's leaves, the struct being the root of its keys.
+const fn collections(schema: &StructSchema, field: &FieldSchema) -> Heads {
+    let mut heads = NO_HEADS;
+    let inherited = schema.node.collection;
+    let (collection, pinned) = match field.info.collection {
+        Some(c) => (Some(c), true),
+        None => (inherited, false),
+    };
+    collect_collections(field.kind, collection, pinned, &mut heads);
+    heads
+}
+
+/// The distinct collections of the leaves of `kind`, entered with `collection` in force (pinned
+/// by the field above, or not: a struct's own collection counts only where none is pinned, as
+/// [`crate::KeyPath::enter_node`] has it), counted past [`MAX_HEADS`].
 const fn collect_collections(
-    path: &mut Path<'_>,
     kind: &Kind,
-    out: &mut [Option<&'static str>; MAX_HEADS],
-    count: &mut usize,
+    collection: Option<&'static str>,
+    pinned: bool,
+    heads: &mut Heads,
 ) {
+    if heads.count > MAX_HEADS {
+        return;
+    }
     match kind {
         Kind::Leaf(_) => {
-            let c = path.collection;
             let mut k = 0;
-            while k < *count && k < MAX_HEADS {
-                if same(out[k], c) {
+            while k < heads.count {
+                if same(heads.collections[k], collection) {
                     return;
                 }
                 k += 1;
             }
-            if *count < MAX_HEADS {
-                out[*count] = c;
+            if heads.count < MAX_HEADS {
+                heads.collections[heads.count] = collection;
             }
-            *count += 1;
+            heads.count += 1;
         }
         Kind::Struct(schema) => {
-            let node = path.enter_node(schema.node.class, schema.node.collection);
+            let collection = match schema.node.collection {
+                Some(own) if !pinned => Some(own),
+                _ => collection,
+            };
             let mut i = 0;
-            while i < schema.fields.len() && *count <= MAX_HEADS {
+            while i < schema.fields.len() {
                 let field = &schema.fields[i];
-                let saved = path.enter_field(field, field.info.position);
-                collect_collections(path, field.kind, out, count);
-                path.leave_field(saved);
+                let (c, pinned) = match field.info.collection {
+                    Some(c) => (Some(c), true),
+                    None => (collection, false),
+                };
+                collect_collections(field.kind, c, pinned, heads);
                 i += 1;
             }
-            path.leave_node(node);
         }
         Kind::List(inner) | Kind::Array(_, inner) | Kind::Optional(inner) | Kind::Map(inner) => {
-            collect_collections(path, inner, out, count)
+            collect_collections(inner, collection, pinned, heads)
         }
         Kind::Empty | Kind::Recursive(_) | Kind::Opaque => {}
     }
@@ -178,21 +254,9 @@ const fn collect_collections(
 const fn same(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
         (None, None) => true,
-        (Some(a), Some(b)) => super::eq(a.as_bytes(), b.as_bytes()),
+        (Some(a), Some(b)) => eq(a, b),
         _ => false,
     }
-}
-
-const fn prefix_compatible(a: &[u8], b: &[u8]) -> bool {
-    let n = if a.len() < b.len() { a.len() } else { b.len() };
-    let mut i = 0;
-    while i < n {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 /// The patterns of one field, kept for comparison with another's.
@@ -286,18 +350,23 @@ const fn push_pattern(m: &mut Message, pattern: &[u8]) {
 }
 
 impl Walk<'_> {
+    /// Enters a field; a flattened list's positions are a wildcard.
+    const fn enter(&mut self, field: &FieldSchema) -> super::path::Saved {
+        if field.flatten {
+            self.rust.push_str("[j]");
+            return self.path.enter_field_as(field, Name::AnyPosition);
+        }
+        self.path.enter_field(field, field.info.position)
+    }
+
     const fn field(&mut self, schema: &StructSchema, field: &FieldSchema) {
         let node = self
             .path
             .enter_node(schema.node.class, schema.node.collection);
         self.rust.push_str(field.rust_name);
-        let saved = self.path.enter_field(field, field.info.position);
+        let saved = self.enter(field);
         let element = match (field.flatten, field.kind) {
-            (true, Kind::List(element) | Kind::Array(_, element)) => {
-                self.path.segs[self.path.len - 1].name = Name::AnyPosition;
-                self.rust.push_str("[j]");
-                *element
-            }
+            (true, Kind::List(element) | Kind::Array(_, element)) => *element,
             (_, kind) => kind,
         };
         self.leaves(element);
@@ -321,12 +390,10 @@ impl Walk<'_> {
                     let rust = self.rust.len;
                     self.rust.push(b'.');
                     self.rust.push_str(field.rust_name);
-                    let saved = self.path.enter_field(field, field.info.position);
+                    let saved = self.enter(field);
                     match (field.flatten, field.kind) {
                         (true, Kind::List(element) | Kind::Array(_, element)) => {
-                            self.path.segs[self.path.len - 1].name = Name::AnyPosition;
-                            self.rust.push_str("[j]");
-                            self.leaves(element);
+                            self.leaves(element)
                         }
                         (_, kind) => self.leaves(kind),
                     }
@@ -365,7 +432,8 @@ impl Walk<'_> {
     }
 
     const fn leaf(&mut self) {
-        let key = self.path.render_key(true);
+        let mut key = Buf::new();
+        self.path.render_key(true, &mut key);
         if let Some(kept) = &mut self.keep {
             let room = kept.len + key.len + self.rust.len;
             if kept.count == MAX_PATTERNS || room > ARENA {

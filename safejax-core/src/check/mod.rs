@@ -19,6 +19,9 @@ pub use path::MAX_KEY;
 pub use report::{Message, expect_message, names_order};
 pub(crate) use report::{check_headers, sorted_names};
 
+#[cfg(test)]
+mod tests;
+
 use self::path::{Buf, Name, Path};
 use crate::Dtype;
 use crate::key::Numbering;
@@ -72,6 +75,10 @@ pub struct Table<'t> {
     pub parts: &'t [TablePart<'t>],
     /// Every searchable name, sorted by text ([`names_order`] sorts them).
     pub names: &'t [NameRef],
+    /// A hash set of the names' texts and of their starts before each separator, eight
+    /// big-endian bytes a slot, zero for none ([`prefix_set`] builds it); empty for binary
+    /// searches. Whether a value's path has keys under it is then one lookup, not a search.
+    pub prefixes: &'t [u8],
 }
 
 /// What one finding is about.
@@ -131,6 +138,9 @@ pub struct Out<'o, 't> {
     pub used: &'o mut [bool],
     /// Room for the map entries tried at one map.
     pub tried: &'o mut [&'t str],
+    /// Room for a hash index of the table's keys (a power of two, at least twice the number of
+    /// tensors), or empty for binary searches: [`index_len`] says how much.
+    pub index: &'o mut [u32],
     /// The findings.
     pub findings: &'o mut [Finding],
     /// The findings' keys.
@@ -190,7 +200,31 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     /// Checks a value of `kind` from the root; the tensors it does not read stay unflagged in
     /// [`Out::used`].
     pub const fn run(&mut self, kind: &Kind) -> bool {
+        self.build_index();
         self.walk(kind)
+    }
+
+    /// Fills [`Out::index`]: open addressing, each slot a tensor's flag number plus one.
+    const fn build_index(&mut self) {
+        let index = &mut *self.out.index;
+        if index.is_empty() {
+            return;
+        }
+        let mask = index.len() - 1;
+        let mut p = 0;
+        while p < self.table.parts.len() {
+            let part = &self.table.parts[p];
+            let mut e = 0;
+            while e < part.entries.len() {
+                let mut slot = hash(p, part.entries[e].name.as_bytes()) as usize & mask;
+                while index[slot] != 0 {
+                    slot = (slot + 1) & mask;
+                }
+                index[slot] = (part.first + e + 1) as u32;
+                e += 1;
+            }
+            p += 1;
+        }
     }
 
     // ---- The walk: one function per kind, each the const twin of the `read` it mirrors.
@@ -228,7 +262,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
 
     const fn unchecked(&mut self, why: &'static str) -> bool {
         self.hits += 1;
-        self.key = self.path.render_prefix();
+        self.path.render_prefix(&mut self.key);
         self.finding(What::Unchecked(why));
         false
     }
@@ -427,15 +461,40 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         let haiku = matches!(numbering, Numbering::Haiku) && !matches!(self.style, Style::Objax);
         if haiku && i == 0 {
             self.path.push(Name::Index(0));
-            self.probe = self.path.render_prefix();
+            self.path.render_prefix(&mut self.probe);
             self.path.pop();
             return self.exact_or_under(b"./");
         }
         self.path.push(Name::Index(i));
-        self.probe = self.path.render_prefix();
+        self.path.render_prefix(&mut self.probe);
         self.path.pop();
+        // Past element 0 (whose absence is explained, so searched for exactly), whether an
+        // element is there only decides whether it is read: a key under it that the set does
+        // not know (`blocks_1x`) has no key an element reads either.
+        if i > 0 && !self.table.prefixes.is_empty() {
+            return self.known_prefix();
+        }
         // Element `i` of a Haiku-numbered list renders as `name_<i>`, as the search expects.
         self.under_index()
+    }
+
+    /// Whether the probe is a name, or a name's start before a separator.
+    const fn known_prefix(&self) -> bool {
+        let set = self.table.prefixes;
+        let slots = set.len() / 8;
+        let mask = slots - 1;
+        let h = prefix_hash(self.probe.as_bytes());
+        let mut slot = h as usize & mask;
+        loop {
+            let stored = word(set, slot * 8);
+            if stored == 0 {
+                return false;
+            }
+            if stored == h {
+                return true;
+            }
+            slot = (slot + 1) & mask;
+        }
     }
 
     /// A name that is the probe, or starts with it and then one of `next`.
@@ -547,7 +606,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
                     continue;
                 }
                 if self.tried == self.out.tried.len() {
-                    self.key = self.path.render_prefix();
+                    self.path.render_prefix(&mut self.key);
                     self.finding(What::TooManyEntries);
                     self.tried = base;
                     return false;
@@ -594,7 +653,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     }
 
     const fn set_key(&mut self, with_collection: bool) {
-        self.key = self.path.render_key(with_collection);
+        self.path.render_key(with_collection, &mut self.key);
     }
 
     const fn part_for(&self) -> Option<usize> {
@@ -648,7 +707,10 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
 
     /// Whether the table has a name under the current path.
     const fn any_under(&mut self) -> bool {
-        self.probe = self.path.render_prefix();
+        self.path.render_prefix(&mut self.probe);
+        if !self.table.prefixes.is_empty() && !self.path.too_deep() {
+            return self.known_prefix();
+        }
         let at = self.seek_probe();
         at < self.table.names.len() && starts_with(self.text(at), self.probe.as_bytes())
     }
@@ -657,6 +719,23 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     const fn find(&self, part: usize) -> Option<usize> {
         let entries = self.table.parts[part].entries;
         let key = self.key.as_bytes();
+        let index = &*self.out.index;
+        if !index.is_empty() {
+            let first = self.table.parts[part].first;
+            let mask = index.len() - 1;
+            let mut slot = hash(part, key) as usize & mask;
+            while index[slot] != 0 {
+                let flag = index[slot] as usize - 1;
+                if flag >= first
+                    && flag - first < entries.len()
+                    && eq(entries[flag - first].name.as_bytes(), key)
+                {
+                    return Some(flag - first);
+                }
+                slot = (slot + 1) & mask;
+            }
+            return None;
+        }
         let (mut lo, mut hi) = (0, entries.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -684,11 +763,8 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         }
         let start = out.text_len;
         let key = self.key.as_bytes();
-        let mut i = 0;
-        while i < key.len() {
-            out.text[start + i] = key[i];
-            i += 1;
-        }
+        let (to, _) = out.text.split_at_mut(start + key.len());
+        to.split_at_mut(start).1.copy_from_slice(key);
         out.text_len += key.len();
         out.findings[out.count] = Finding {
             what,
@@ -772,10 +848,16 @@ const fn contains(list: &[&str], from: usize, s: &str) -> bool {
 }
 
 const fn eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+    a.len() == b.len() && starts_with(a, b)
+}
+
+/// Eight bytes of `bytes` from `at`, as a number that orders as the bytes do; `at + 8` must not
+/// pass the end. Const code compares words, not bytes: evaluation time goes by steps.
+const fn word(bytes: &[u8], at: usize) -> u64 {
+    match bytes.split_at(at).1.first_chunk::<8>() {
+        Some(chunk) => u64::from_be_bytes(*chunk),
+        None => 0,
     }
-    starts_with(a, b)
 }
 
 const fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
@@ -783,6 +865,12 @@ const fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
         return false;
     }
     let mut i = 0;
+    while i + 8 <= prefix.len() {
+        if word(text, i) != word(prefix, i) {
+            return false;
+        }
+        i += 8;
+    }
     while i < prefix.len() {
         if text[i] != prefix[i] {
             return false;
@@ -793,14 +881,82 @@ const fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
 }
 
 const fn less(a: &[u8], b: &[u8]) -> bool {
+    let n = if a.len() < b.len() { a.len() } else { b.len() };
     let mut i = 0;
-    while i < a.len() && i < b.len() {
+    while i + 8 <= n {
+        let (x, y) = (word(a, i), word(b, i));
+        if x != y {
+            return x < y;
+        }
+        i += 8;
+    }
+    while i < n {
         if a[i] != b[i] {
             return a[i] < b[i];
         }
         i += 1;
     }
     a.len() < b.len()
+}
+
+/// A hash of a key of file `part`, for [`Out::index`] (FNV-1a over words, then mixed).
+const fn hash(part: usize, key: &[u8]) -> u64 {
+    hash_seeded(part as u64, key)
+}
+
+const fn hash_seeded(seed: u64, key: &[u8]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    let mut i = 0;
+    while i + 8 <= key.len() {
+        h = (h ^ word(key, i)).wrapping_mul(PRIME);
+        i += 8;
+    }
+    while i < key.len() {
+        h = (h ^ key[i] as u64).wrapping_mul(PRIME);
+        i += 1;
+    }
+    h ^= h >> 32;
+    h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16
+}
+
+/// The hash of a name's text or start in [`Table::prefixes`]; never zero.
+pub const fn prefix_hash(text: &[u8]) -> u64 {
+    hash_seeded(u64::MAX, text) | 1
+}
+
+/// Whether a name's start before this byte is in [`Table::prefixes`].
+pub const fn is_boundary(b: u8) -> bool {
+    matches!(b, b'.' | b'/' | b'_' | b'(' | b'[' | b']' | b':')
+}
+
+/// [`Table::prefixes`] for names with these texts.
+pub fn prefix_set<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<u8> {
+    let mut hashes = std::collections::HashSet::new();
+    for text in texts {
+        let bytes = text.as_bytes();
+        hashes.insert(prefix_hash(bytes));
+        for (at, &b) in bytes.iter().enumerate() {
+            if is_boundary(b) {
+                hashes.insert(prefix_hash(&bytes[..at]));
+            }
+        }
+    }
+    let slots = (2 * hashes.len() + 1).next_power_of_two();
+    let mut table = vec![0u64; slots];
+    for h in hashes {
+        let mut slot = h as usize & (slots - 1);
+        while table[slot] != 0 {
+            slot = (slot + 1) & (slots - 1);
+        }
+        table[slot] = h;
+    }
+    table.iter().flat_map(|h| h.to_be_bytes()).collect()
+}
+
+/// The room [`Out::index`] wants for `tensors` tensors.
+pub const fn index_len(tensors: usize) -> usize {
+    (2 * tensors + 1).next_power_of_two()
 }
 
 /// A number for each dtype, to compare them in const code.

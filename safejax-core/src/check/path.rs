@@ -93,12 +93,7 @@ impl Buf {
     }
 
     pub(crate) const fn push_str(&mut self, s: &str) {
-        let bytes = s.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            self.push(bytes[i]);
-            i += 1;
-        }
+        self.push_str_bytes(s.as_bytes());
     }
 
     pub(crate) const fn push_usize(&mut self, n: usize) {
@@ -122,26 +117,46 @@ impl Buf {
     pub(crate) const fn as_bytes(&self) -> &[u8] {
         self.bytes.split_at(self.len).0
     }
-}
 
-impl Buf {
+    /// Empty again, without zeroing the bytes.
+    pub(crate) const fn clear(&mut self) {
+        self.len = 0;
+        self.overflow = false;
+    }
+
     pub(crate) const fn push_str_bytes(&mut self, bytes: &[u8]) {
-        let mut i = 0;
-        while i < bytes.len() {
-            self.push(bytes[i]);
-            i += 1;
-        }
+        // One copy, not a loop: const evaluation counts every step of a loop.
+        let room = MAX_KEY - self.len;
+        let n = if bytes.len() <= room {
+            bytes.len()
+        } else {
+            self.overflow = true;
+            room
+        };
+        let (to, _) = self.bytes.split_at_mut(self.len + n);
+        let (_, to) = to.split_at_mut(self.len);
+        to.copy_from_slice(bytes.split_at(n).0);
+        self.len += n;
     }
 }
 
-/// A key path in const code: segments, the root's Objax class, the collection in force.
+/// A key path in const code: segments, the root's Objax class, the collection in force, and the
+/// path rendered as a prefix, kept up to date as segments come and go so that a key costs the
+/// steps of its last segments only (const evaluation takes about a microsecond a step).
 pub(crate) struct Path<'t> {
     pub(crate) style: Style,
-    pub(crate) segs: [Seg<'t>; MAX_SEGMENTS],
+    segs: [Seg<'t>; MAX_SEGMENTS],
     pub(crate) len: usize,
     pub(crate) root_class: Option<&'static str>,
     pub(crate) collection: Option<&'static str>,
     pinned: bool,
+    /// The segments as a prefix: [`Style::prefix`]'s text (and, in Objax, the classes between).
+    text: Buf,
+    /// `text`'s length with `k` segments, at `ends[k]`; `ends[0]` after the root's class.
+    ends: [usize; MAX_SEGMENTS + 1],
+    /// The last segment among the first `k` that is not joined to the one before, plus one, at
+    /// `modules[k]` (0 for none): in Haiku, the parameter name, after a `.`.
+    modules: [usize; MAX_SEGMENTS + 1],
 }
 
 impl<'t> Path<'t> {
@@ -153,6 +168,9 @@ impl<'t> Path<'t> {
             root_class: None,
             collection: None,
             pinned: false,
+            text: Buf::new(),
+            ends: [0; MAX_SEGMENTS + 1],
+            modules: [0; MAX_SEGMENTS + 1],
         }
     }
 
@@ -179,19 +197,99 @@ impl<'t> Path<'t> {
     }
 
     pub(crate) const fn push(&mut self, name: Name<'t>) {
-        if self.len < MAX_SEGMENTS {
-            self.segs[self.len] = Seg {
-                name,
-                class: None,
-                sep: HaikuSep::Constructor,
-                numbering: Numbering::Index,
-            };
+        self.push_seg(Seg {
+            name,
+            class: None,
+            sep: HaikuSep::Constructor,
+            numbering: Numbering::Index,
+        });
+    }
+
+    /// Adds a segment and its rendering. A segment's class only shows (in Objax) before the
+    /// next segment, so it is rendered then: a class set after the push still counts.
+    const fn push_seg(&mut self, seg: Seg<'t>) {
+        if self.len == 0 {
+            self.text.clear();
+            if let (Style::Objax, Some(class)) = (self.style, self.root_class) {
+                self.text.push(b'(');
+                self.text.push_str(class);
+                self.text.push(b')');
+            }
+            self.ends[0] = self.text.len;
         }
+        let i = self.len;
         self.len += 1;
+        if i >= MAX_SEGMENTS {
+            return;
+        }
+        if matches!(self.style, Style::Objax)
+            && i > 0
+            && let Some(class) = self.segs[i - 1].class
+        {
+            self.text.push(b'(');
+            self.text.push_str(class);
+            self.text.push(b')');
+        }
+        self.segs[i] = seg;
+        self.append(i);
+        self.ends[i + 1] = self.text.len;
+        self.modules[i + 1] = if joined(&self.segs, i) {
+            self.modules[i]
+        } else {
+            i + 1
+        };
+    }
+
+    /// Renders segment `i` onto `text`, as a module (every separator a module's).
+    const fn append(&mut self, i: usize) {
+        let seg = self.segs[i];
+        if matches!(self.style, Style::Objax) {
+            match seg.name {
+                Name::Field(name) => {
+                    self.text.push(b'.');
+                    self.text.push_str(name);
+                }
+                name => {
+                    self.text.push(b'[');
+                    match name {
+                        Name::Position(i) | Name::Index(i) => self.text.push_usize(i),
+                        Name::Key(key) => self.text.push_str(key),
+                        Name::AnyIndex | Name::AnyPosition => self.text.push(ANY_DIGITS),
+                        Name::AnyKey => self.text.push(ANY_NAME),
+                        Name::Field(_) | Name::Mark => {}
+                    }
+                    self.text.push(b']');
+                }
+            }
+            return;
+        }
+        let element = joined(&self.segs, i);
+        let haiku = element && matches!(numbering(&self.segs, i), Numbering::Haiku);
+        if haiku && matches!(seg.name, Name::Index(0)) {
+            return;
+        }
+        if haiku && matches!(seg.name, Name::AnyIndex) {
+            // Nothing for element 0, `_<i>` for the others.
+            self.text.push(ANY_HAIKU_SUFFIX);
+            return;
+        }
+        let started = self.text.len > self.ends[0];
+        if element && started {
+            self.text.push(b'_');
+        } else if started {
+            match self.style {
+                Style::Haiku => self.text.push_str(sep_before(&self.segs, i).as_str()),
+                _ => self.text.push(b'.'),
+            }
+        }
+        push_name(seg.name, &mut self.text);
     }
 
     pub(crate) const fn pop(&mut self) {
         self.len -= 1;
+        if self.len < MAX_SEGMENTS {
+            self.text.len = self.ends[self.len];
+        }
     }
 
     pub(crate) const fn default_class(&mut self, class: &'static str) -> bool {
@@ -211,18 +309,22 @@ impl<'t> Path<'t> {
     }
 
     pub(crate) const fn enter_field(&mut self, field: &FieldSchema, position: usize) -> Saved {
-        let info = &field.info;
-        let name = match info.name {
+        let name = match field.info.name {
             Some(name) => Name::Field(name),
             None => Name::Position(position),
         };
-        self.push(name);
-        if self.len <= MAX_SEGMENTS {
-            let seg = &mut self.segs[self.len - 1];
-            seg.class = info.class;
-            seg.sep = info.sep;
-            seg.numbering = info.numbering;
-        }
+        self.enter_field_as(field, name)
+    }
+
+    /// [`Path::enter_field`] with the segment's name given: a pattern's wildcard.
+    pub(crate) const fn enter_field_as(&mut self, field: &FieldSchema, name: Name<'t>) -> Saved {
+        let info = &field.info;
+        self.push_seg(Seg {
+            name,
+            class: info.class,
+            sep: info.sep,
+            numbering: info.numbering,
+        });
         let saved = Saved {
             collection: match info.collection {
                 Some(c) => Some(self.collection.replace(c)),
@@ -278,12 +380,27 @@ impl<'t> Path<'t> {
         self.pinned = saved.pinned;
     }
 
-    /// The current path's key.
-    pub(crate) const fn render_key(&self, with_collection: bool) -> Buf {
-        let mut out = Buf::new();
+    /// The current path as a prefix: every step a module, no collection ([`Style::prefix`]).
+    pub(crate) const fn render_prefix(&self, out: &mut Buf) {
+        out.clear();
+        if self.len == 0 {
+            if let (Style::Objax, Some(class)) = (self.style, self.root_class) {
+                out.push(b'(');
+                out.push_str(class);
+                out.push(b')');
+            }
+            return;
+        }
+        out.push_str_bytes(self.text.as_bytes());
+        out.overflow |= self.text.overflow;
+    }
+
+    /// The current path's key ([`Style::render`]).
+    pub(crate) const fn render_key(&self, with_collection: bool, out: &mut Buf) {
+        out.clear();
         match self.style {
             Style::Objax => {
-                self.render_objax(&mut out);
+                self.render_prefix(out);
                 out.push_str("::");
                 match self.collection {
                     Some(c) => out.push_str(c),
@@ -295,141 +412,69 @@ impl<'t> Path<'t> {
                     out.push_str(c);
                     out.push(b'.');
                 }
-                self.render_steps(&mut out, false);
+                self.push_steps(out);
             }
         }
-        out
     }
 
-    /// The current path as a prefix: every step a module, no collection.
-    pub(crate) const fn render_prefix(&self) -> Buf {
-        let mut out = Buf::new();
-        match self.style {
-            Style::Objax => self.render_objax(&mut out),
-            _ => self.render_steps(&mut out, true),
+    /// The segments as a key's steps: as the prefix, but in Haiku the parameter name (the last
+    /// step not joined to the one before) follows a `.`.
+    const fn push_steps(&self, out: &mut Buf) {
+        if self.len == 0 {
+            return;
+        }
+        out.overflow |= self.text.overflow;
+        let text = self.text.as_bytes();
+        let n = if self.len < MAX_SEGMENTS {
+            self.len
+        } else {
+            MAX_SEGMENTS
         };
-        out
+        let module = self.modules[n];
+        if !matches!(self.style, Style::Haiku) || module == 0 {
+            out.push_str_bytes(text);
+            return;
+        }
+        let k = module - 1;
+        let at = self.ends[k];
+        if at == self.ends[0] {
+            // Nothing before the parameter name: no separator to change.
+            out.push_str_bytes(text);
+            return;
+        }
+        let sep = sep_before(&self.segs, k).as_str().len();
+        let (head, rest) = text.split_at(at);
+        out.push_str_bytes(head);
+        out.push(b'.');
+        out.push_str_bytes(rest.split_at(sep).1);
     }
 
     /// A map's child affixes: the text before and after a child's name.
     pub(crate) const fn affixes(&mut self) -> (Buf, Buf) {
         self.push(Name::Mark);
-        let mut out = Buf::new();
-        let mark = match self.style {
-            Style::Objax => self.render_objax(&mut out),
-            _ => self.render_steps(&mut out, false),
-        };
+        let mut before = Buf::new();
+        let mut after = Buf::new();
+        match self.style {
+            Style::Objax => {
+                self.render_prefix(&mut before);
+                // `[` + the child + `]`.
+                before.len -= 1;
+                after.push(b']');
+            }
+            _ => self.push_steps(&mut before),
+        }
         self.pop();
-        let (before, after) = out.as_bytes().split_at(mark);
-        let mut probe = Buf::new();
-        probe.push_str_bytes(before);
-        let mut key = Buf::new();
-        key.push_str_bytes(after);
-        (probe, key)
+        (before, after)
     }
+}
 
-    /// Renders the segments as [`Style::render_steps`] does; returns where a [`Name::Mark`] went.
-    const fn render_steps(&self, out: &mut Buf, all_modules: bool) -> usize {
-        let n = if self.len < MAX_SEGMENTS {
-            self.len
-        } else {
-            MAX_SEGMENTS
-        };
-        let segs = self.segs.split_at(n).0;
-        // The parameter name is the last step that is not joined to the one before.
-        let mut last_module = 0;
-        let mut i = 0;
-        while i < n {
-            if !joined(segs, i) {
-                last_module = i;
-            }
-            i += 1;
-        }
-        let start = out.len;
-        let mut mark = out.len;
-        let mut i = 0;
-        while i < n {
-            let seg = &segs[i];
-            let element = joined(segs, i);
-            let haiku = element && matches!(numbering(segs, i), Numbering::Haiku);
-            if haiku && matches!(seg.name, Name::Index(0)) {
-                i += 1;
-                continue;
-            }
-            if haiku && matches!(seg.name, Name::AnyIndex) {
-                // Nothing for element 0, `_<i>` for the others.
-                out.push(ANY_HAIKU_SUFFIX);
-                i += 1;
-                continue;
-            }
-            if element && out.len > start {
-                out.push(b'_');
-            } else if out.len > start {
-                let leaf = !all_modules && i >= last_module;
-                let sep = if i > 0 && seg.is_element() {
-                    segs[i - 1].sep
-                } else {
-                    seg.sep
-                };
-                match self.style {
-                    Style::Haiku if !leaf => out.push_str(sep.as_str()),
-                    _ => out.push(b'.'),
-                }
-            }
-            if matches!(seg.name, Name::Mark) {
-                mark = out.len;
-            }
-            push_name(seg.name, out);
-            i += 1;
-        }
-        mark
-    }
-
-    const fn render_objax(&self, out: &mut Buf) -> usize {
-        if let Some(class) = self.root_class {
-            out.push(b'(');
-            out.push_str(class);
-            out.push(b')');
-        }
-        let n = if self.len < MAX_SEGMENTS {
-            self.len
-        } else {
-            MAX_SEGMENTS
-        };
-        let mut mark = out.len;
-        let mut i = 0;
-        while i < n {
-            let seg = &self.segs[i];
-            match seg.name {
-                Name::Field(name) => {
-                    out.push(b'.');
-                    out.push_str(name);
-                }
-                name => {
-                    out.push(b'[');
-                    if matches!(name, Name::Mark) {
-                        mark = out.len;
-                    }
-                    match name {
-                        Name::Position(i) | Name::Index(i) => out.push_usize(i),
-                        Name::Key(key) => out.push_str(key),
-                        Name::AnyIndex | Name::AnyPosition => out.push(ANY_DIGITS),
-                        Name::AnyKey => out.push(ANY_NAME),
-                        Name::Field(_) | Name::Mark => {}
-                    }
-                    out.push(b']');
-                }
-            }
-            if i + 1 < n
-                && let Some(class) = seg.class
-            {
-                out.push(b'(');
-                out.push_str(class);
-                out.push(b')');
-            }
-            i += 1;
-        }
-        mark
+/// The Haiku separator before segment `i`: an element is joined to its list as the list is to
+/// its parent.
+const fn sep_before(segs: &[Seg<'_>], i: usize) -> HaikuSep {
+    if i > 0 && segs[i].is_element() {
+        segs[i - 1].sep
+    } else {
+        segs[i].sep
     }
 }
 
