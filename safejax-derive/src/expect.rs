@@ -161,29 +161,30 @@ fn table(
         files.join(" + ")
     );
     let used = first;
-    let tried = 16 + 2 * names.len();
-    // As `check::index_len`: room for the table's hash index.
-    let index = (2 * used + 1).next_power_of_two();
+    let names_len = names.len();
+    let keys = syn::LitByteStr::new(&key_index(&sorted), Span::call_site());
     quote_spanned! {span=>
         #(#includes)*
         const __TABLE: _safejax::__private::check::Table<'static> = _safejax::__private::check::Table {
             parts: &[#(#parts),*],
             names: &[#(#names),*],
             prefixes: #prefixes,
+            keys: #keys,
         };
         // Bounded by the struct's kind and the file's keys; a large model takes longer than the
         // lint's guess at an endless loop.
         #[allow(long_running_const_eval)]
         const _: () = {
             let mut __used = [false; #used];
-            let mut __tried = [""; #tried];
-            let mut __index = [0u32; #index];
+            let mut __tried = [""; _safejax::__private::check::map_room(
+                &<#ident as _safejax::__private::SafeParams>::KIND,
+                #names_len,
+            )];
             let mut __findings = [_safejax::__private::check::FINDING; 128];
             let mut __text = [0u8; 1 << 16];
             let mut __out = _safejax::__private::check::Out {
                 used: &mut __used,
                 tried: &mut __tried,
-                index: &mut __index,
                 findings: &mut __findings,
                 text: &mut __text,
                 count: 0,
@@ -381,10 +382,35 @@ fn prefix_set<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<u8> {
     table.iter().flat_map(|h| h.to_be_bytes()).collect()
 }
 
-/// FNV-1a over big-endian words then bytes, mixed; as the runtime's `check::prefix_hash`.
+/// The runtime's `check::key_index`, at macro time: a hash index of every file's keys, four
+/// big-endian bytes a slot, a tensor's flag number plus one.
+fn key_index(parts: &[Vec<&Tensor>]) -> Vec<u8> {
+    let tensors: usize = parts.iter().map(Vec::len).sum();
+    let slots = (2 * tensors + 1).next_power_of_two();
+    let mut table = vec![0u32; slots];
+    let mut first = 0;
+    for (p, part) in parts.iter().enumerate() {
+        for (e, tensor) in part.iter().enumerate() {
+            let mut slot = hash(p as u64, tensor.name.as_bytes()) as usize & (slots - 1);
+            while table[slot] != 0 {
+                slot = (slot + 1) & (slots - 1);
+            }
+            table[slot] = (first + e + 1) as u32;
+        }
+        first += part.len();
+    }
+    table.iter().flat_map(|x| x.to_be_bytes()).collect()
+}
+
+/// As the runtime's `check::prefix_hash`.
 pub(crate) fn prefix_hash(key: &[u8]) -> u64 {
+    hash(u64::MAX, key) | 1
+}
+
+/// FNV-1a over big-endian words then bytes, mixed: the runtime's `check` hash of a key.
+pub(crate) fn hash(seed: u64, key: &[u8]) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::MAX;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
     let mut words = key.chunks_exact(8);
     for word in &mut words {
         let mut bytes = [0u8; 8];
@@ -395,7 +421,7 @@ pub(crate) fn prefix_hash(key: &[u8]) -> u64 {
         h = (h ^ u64::from(b)).wrapping_mul(PRIME);
     }
     h ^= h >> 32;
-    (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16) | 1
+    h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16
 }
 
 #[cfg(test)]

@@ -451,4 +451,8 @@ fn prefix_hashes_are_the_ones_the_runtime_computes() {
         prefix_hash(b"(MLP).layers(Sequential)[0](Linear).w"),
         0xe7d2_d005_3593
     );
+    assert_eq!(
+        crate::expect::hash(1, b"params.Dense_0.kernel"),
+        0x32b5_f8f6_4fb2
+    );
 }

@@ -79,6 +79,9 @@ pub struct Table<'t> {
     /// big-endian bytes a slot, zero for none ([`prefix_set`] builds it); empty for binary
     /// searches. Whether a value's path has keys under it is then one lookup, not a search.
     pub prefixes: &'t [u8],
+    /// A hash index of the keys of every file: four big-endian bytes a slot, a tensor's flag
+    /// number plus one, zero for none ([`key_index`] builds it); empty for binary searches.
+    pub keys: &'t [u8],
 }
 
 /// What one finding is about.
@@ -138,9 +141,6 @@ pub struct Out<'o, 't> {
     pub used: &'o mut [bool],
     /// Room for the map entries tried at one map.
     pub tried: &'o mut [&'t str],
-    /// Room for a hash index of the table's keys (a power of two, at least twice the number of
-    /// tensors), or empty for binary searches: [`index_len`] says how much.
-    pub index: &'o mut [u32],
     /// The findings.
     pub findings: &'o mut [Finding],
     /// The findings' keys.
@@ -200,31 +200,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     /// Checks a value of `kind` from the root; the tensors it does not read stay unflagged in
     /// [`Out::used`].
     pub const fn run(&mut self, kind: &Kind) -> bool {
-        self.build_index();
         self.walk(kind)
-    }
-
-    /// Fills [`Out::index`]: open addressing, each slot a tensor's flag number plus one.
-    const fn build_index(&mut self) {
-        let index = &mut *self.out.index;
-        if index.is_empty() {
-            return;
-        }
-        let mask = index.len() - 1;
-        let mut p = 0;
-        while p < self.table.parts.len() {
-            let part = &self.table.parts[p];
-            let mut e = 0;
-            while e < part.entries.len() {
-                let mut slot = hash(p, part.entries[e].name.as_bytes()) as usize & mask;
-                while index[slot] != 0 {
-                    slot = (slot + 1) & mask;
-                }
-                index[slot] = (part.first + e + 1) as u32;
-                e += 1;
-            }
-            p += 1;
-        }
     }
 
     // ---- The walk: one function per kind, each the const twin of the `read` it mirrors.
@@ -471,8 +447,13 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         // Past element 0 (whose absence is explained, so searched for exactly), whether an
         // element is there only decides whether it is read: a key under it that the set does
         // not know (`blocks_1x`) has no key an element reads either.
-        if i > 0 && !self.table.prefixes.is_empty() {
-            return self.known_prefix();
+        if !self.table.prefixes.is_empty() {
+            let known = self.known_prefix();
+            // An element 0 the set does not know may still be there by the search's rules (a
+            // key `blocks_0x`): absent, it is searched for, as its absence is explained.
+            if i > 0 || known {
+                return known;
+            }
         }
         // Element `i` of a Haiku-numbered list renders as `name_<i>`, as the search expects.
         self.under_index()
@@ -719,13 +700,21 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     const fn find(&self, part: usize) -> Option<usize> {
         let entries = self.table.parts[part].entries;
         let key = self.key.as_bytes();
-        let index = &*self.out.index;
+        let index = self.table.keys;
         if !index.is_empty() {
             let first = self.table.parts[part].first;
-            let mask = index.len() - 1;
+            let mask = index.len() / 4 - 1;
             let mut slot = hash(part, key) as usize & mask;
-            while index[slot] != 0 {
-                let flag = index[slot] as usize - 1;
+            loop {
+                let at = slot * 4;
+                let stored = (index[at] as usize) << 24
+                    | (index[at + 1] as usize) << 16
+                    | (index[at + 2] as usize) << 8
+                    | index[at + 3] as usize;
+                if stored == 0 {
+                    break;
+                }
+                let flag = stored - 1;
                 if flag >= first
                     && flag - first < entries.len()
                     && eq(entries[flag - first].name.as_bytes(), key)
@@ -854,10 +843,16 @@ const fn eq(a: &[u8], b: &[u8]) -> bool {
 /// Eight bytes of `bytes` from `at`, as a number that orders as the bytes do; `at + 8` must not
 /// pass the end. Const code compares words, not bytes: evaluation time goes by steps.
 const fn word(bytes: &[u8], at: usize) -> u64 {
-    match bytes.split_at(at).1.first_chunk::<8>() {
-        Some(chunk) => u64::from_be_bytes(*chunk),
-        None => 0,
-    }
+    // Indexing, not `split_at` and `first_chunk`: in const evaluation each library call checks
+    // its preconditions, many steps more than a bounds check.
+    (bytes[at] as u64) << 56
+        | (bytes[at + 1] as u64) << 48
+        | (bytes[at + 2] as u64) << 40
+        | (bytes[at + 3] as u64) << 32
+        | (bytes[at + 4] as u64) << 24
+        | (bytes[at + 5] as u64) << 16
+        | (bytes[at + 6] as u64) << 8
+        | bytes[at + 7] as u64
 }
 
 const fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
@@ -954,9 +949,46 @@ pub fn prefix_set<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<u8> {
     table.iter().flat_map(|h| h.to_be_bytes()).collect()
 }
 
-/// The room [`Out::index`] wants for `tensors` tensors.
-pub const fn index_len(tensors: usize) -> usize {
-    (2 * tensors + 1).next_power_of_two()
+/// The room [`Out::tried`] needs for a value of `kind` against a table of `names` names: none
+/// without a map.
+pub const fn map_room(kind: &Kind, names: usize) -> usize {
+    if has_map(kind) { 16 + 2 * names } else { 0 }
+}
+
+const fn has_map(kind: &Kind) -> bool {
+    match kind {
+        Kind::Map(_) => true,
+        Kind::List(inner) | Kind::Array(_, inner) | Kind::Optional(inner) => has_map(inner),
+        Kind::Struct(schema) => {
+            let mut i = 0;
+            while i < schema.fields.len() {
+                if has_map(schema.fields[i].kind) {
+                    return true;
+                }
+                i += 1;
+            }
+            false
+        }
+        Kind::Leaf(_) | Kind::Empty | Kind::Recursive(_) | Kind::Opaque => false,
+    }
+}
+
+/// [`Table::keys`] for these files.
+pub fn key_index(parts: &[TablePart<'_>]) -> Vec<u8> {
+    let tensors: usize = parts.iter().map(|p| p.entries.len()).sum();
+    let slots = (2 * tensors + 1).next_power_of_two();
+    let mut table = vec![0u32; slots];
+    for (p, part) in parts.iter().enumerate() {
+        for (e, entry) in part.entries.iter().enumerate() {
+            let mut slot = hash(p, entry.name.as_bytes()) as usize & (slots - 1);
+            while table[slot] != 0 {
+                slot = (slot + 1) & (slots - 1);
+            }
+            // A header is at most `MAX_HEADER_LEN` bytes: its tensors fit in u32.
+            table[slot] = (part.first + e + 1) as u32;
+        }
+    }
+    table.iter().flat_map(|x| x.to_be_bytes()).collect()
 }
 
 /// A number for each dtype, to compare them in const code.

@@ -125,7 +125,6 @@ impl Buf {
     }
 
     pub(crate) const fn push_str_bytes(&mut self, bytes: &[u8]) {
-        // One copy, not a loop: const evaluation counts every step of a loop.
         let room = MAX_KEY - self.len;
         let n = if bytes.len() <= room {
             bytes.len()
@@ -133,9 +132,19 @@ impl Buf {
             self.overflow = true;
             room
         };
-        let (to, _) = self.bytes.split_at_mut(self.len + n);
-        let (_, to) = to.split_at_mut(self.len);
-        to.copy_from_slice(bytes.split_at(n).0);
+        // A short piece byte by byte; a long one in one copy. In const evaluation a library
+        // call checks its preconditions, which costs as much as a few dozen bytes of a loop.
+        if n <= 48 {
+            let mut i = 0;
+            while i < n {
+                self.bytes[self.len + i] = bytes[i];
+                i += 1;
+            }
+        } else {
+            let (to, _) = self.bytes.split_at_mut(self.len + n);
+            let (_, to) = to.split_at_mut(self.len);
+            to.copy_from_slice(bytes.split_at(n).0);
+        }
         self.len += n;
     }
 }

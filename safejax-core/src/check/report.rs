@@ -105,10 +105,12 @@ pub(crate) fn check_headers(
         .iter()
         .map(|n| &parts[n.part as usize].entries[n.entry as usize].name[n.start as usize..]);
     let prefixes = super::prefix_set(texts);
+    let keys = super::key_index(&parts);
     let table = Table {
         parts: &parts,
         names: &names,
         prefixes: &prefixes,
+        keys: &keys,
     };
     let mut room = 64 + names.len();
     loop {
@@ -116,11 +118,9 @@ pub(crate) fn check_headers(
         let mut tried = vec![""; room];
         let mut findings = vec![FINDING; room];
         let mut text = vec![0u8; room * 64];
-        let mut index = vec![0u32; super::index_len(first)];
         let mut out = Out {
             used: &mut used,
             tried: &mut tried,
-            index: &mut index,
             findings: &mut findings,
             text: &mut text,
             count: 0,
