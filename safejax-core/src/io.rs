@@ -418,7 +418,7 @@ impl Loader {
     /// keys, dtype and rank differences), with this loader's style and leniencies. Values are
     /// not read, so what only the data can show (a `bool` tensor holding a 2, a file cut short)
     /// is left to the load. A header-only file
-    /// ([`format::write_header_only`](crate::format::write_header_only)) checks as the whole
+    /// ([`format::write_header_only`]) checks as the whole
     /// file does.
     ///
     /// ```

@@ -1,11 +1,11 @@
-//! The static key layout of a [`SafeParams`] type: what it reads and writes, known to the compiler.
+//! The static key layout of a [`SafeParams`](crate::SafeParams) type: what it reads and writes, known to the compiler.
 //!
-//! Every `SafeParams` type has a [`Kind`] ([`SafeParams::KIND`]): a leaf with its element dtype and
+//! Every `SafeParams` type has a [`Kind`] ([`SafeParams::KIND`](crate::SafeParams::KIND)): a leaf with its element dtype and
 //! rank, a struct with its fields, a list, an array, an option or a map. `#[derive(SafeParams)]`
 //! builds the kind of a struct from its fields' kinds, so the kind of a model describes every key
 //! the model can have, without an instance. It is what the header-only check
 //! ([`crate::Loader::check`]) and the compile-time `#[safejax(expect = "...")]` walk, and what
-//! [`SafeParams::schema`] renders for people.
+//! [`SafeParams::schema`](crate::SafeParams::schema) renders for people.
 //!
 //! ```
 //! use safejax_core::SafeParams;

@@ -42,7 +42,7 @@ const NO_HEADS: Heads = Heads {
 /// when there is none (or `kind` is not a struct).
 ///
 /// Const evaluation takes about a microsecond a step, and every struct of a model is checked:
-/// the pairs of fields are screened with a few comparisons of names each (see [`may_collide`]),
+/// the pairs of fields are screened with a few comparisons of names each,
 /// and only a pair that passes has its key patterns rendered and compared, in each style.
 pub const fn collision_message(kind: &Kind) -> Option<Message> {
     let Kind::Struct(schema) = kind else {

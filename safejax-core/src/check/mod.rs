@@ -105,7 +105,7 @@ pub enum What {
     },
     /// A key two leaves map to.
     Twice,
-    /// A key deeper than [`MAX_DEPTH`].
+    /// A key deeper than [`MAX_DEPTH`](crate::key::MAX_DEPTH).
     TooDeep,
     /// A tensor where the value has a list or a map (part, entry, `true` for a list).
     NotAContainer(u32, u32, bool),
