@@ -145,10 +145,30 @@ fn table(
     }
     let text = |&(p, e, s): &(u32, u32, u32)| &sorted[p as usize][e as usize].name[s as usize..];
     names.sort_by(|a, b| text(a).cmp(text(b)));
-    let prefixes = syn::LitByteStr::new(&prefix_set(names.iter().map(text)), Span::call_site());
-    let names = names.iter().map(|(part, entry, start)| {
-        quote!(_safejax::__private::check::NameRef { part: #part, entry: #entry, start: #start })
-    });
+    let firsts: Vec<u32> = sorted
+        .iter()
+        .scan(0, |first, part| {
+            let at = *first;
+            *first += part.len() as u32;
+            Some(at)
+        })
+        .collect();
+    let whole = |&(p, e, _): &(u32, u32, u32)| sorted[p as usize][e as usize].name.as_str();
+    let before = |n: &(u32, u32, u32)| &whole(n)[..(n.2 as usize).saturating_sub(1)];
+    let collections = crate::tree::collections(names.iter().map(before));
+    let texts: Vec<crate::tree::Text<'_>> = names
+        .iter()
+        .map(|n| {
+            let number = crate::tree::number(&collections, before(n));
+            (text(n).as_bytes(), firsts[n.0 as usize] + n.1, number)
+        })
+        .collect();
+    let tree = syn::LitByteStr::new(&crate::tree::build(&texts), Span::call_site());
+    let names_len = names.len();
+    let names = syn::LitByteStr::new(
+        &crate::tree::names(names.iter().copied()),
+        Span::call_site(),
+    );
     let ident = cont.ident;
     let files: Vec<String> = cont
         .attrs
@@ -161,15 +181,13 @@ fn table(
         files.join(" + ")
     );
     let used = first;
-    let names_len = names.len();
-    let keys = syn::LitByteStr::new(&key_index(&sorted), Span::call_site());
     quote_spanned! {span=>
         #(#includes)*
         const __TABLE: _safejax::__private::check::Table<'static> = _safejax::__private::check::Table {
             parts: &[#(#parts),*],
-            names: &[#(#names),*],
-            prefixes: #prefixes,
-            keys: #keys,
+            names: #names,
+            tree: #tree,
+            collections: &[#(#collections),*],
         };
         // Bounded by the struct's kind and the file's keys; a large model takes longer than the
         // lint's guess at an endless loop.
@@ -354,74 +372,6 @@ fn dtype_of(name: &str) -> Option<(&'static str, u64)> {
         ("U64", 64),
     ];
     DTYPES.iter().find(|(n, _)| *n == name).copied()
-}
-
-/// The runtime's `check::prefix_set`, at macro time: a hash set of every name's text and of its
-/// starts before each separator, eight big-endian bytes a slot. The hash must be the runtime's
-/// `check::prefix_hash`; both crates test it against the same numbers.
-fn prefix_set<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<u8> {
-    let mut hashes = std::collections::BTreeSet::new();
-    for text in texts {
-        let bytes = text.as_bytes();
-        hashes.insert(prefix_hash(bytes));
-        for (at, &b) in bytes.iter().enumerate() {
-            if matches!(b, b'.' | b'/' | b'_' | b'(' | b'[' | b']' | b':') {
-                hashes.insert(prefix_hash(&bytes[..at]));
-            }
-        }
-    }
-    let slots = (2 * hashes.len() + 1).next_power_of_two();
-    let mut table = vec![0u64; slots];
-    for h in hashes {
-        let mut slot = h as usize & (slots - 1);
-        while table[slot] != 0 {
-            slot = (slot + 1) & (slots - 1);
-        }
-        table[slot] = h;
-    }
-    table.iter().flat_map(|h| h.to_be_bytes()).collect()
-}
-
-/// The runtime's `check::key_index`, at macro time: a hash index of every file's keys, four
-/// big-endian bytes a slot, a tensor's flag number plus one.
-fn key_index(parts: &[Vec<&Tensor>]) -> Vec<u8> {
-    let tensors: usize = parts.iter().map(Vec::len).sum();
-    let slots = (2 * tensors + 1).next_power_of_two();
-    let mut table = vec![0u32; slots];
-    let mut first = 0;
-    for (p, part) in parts.iter().enumerate() {
-        for (e, tensor) in part.iter().enumerate() {
-            let mut slot = hash(p as u64, tensor.name.as_bytes()) as usize & (slots - 1);
-            while table[slot] != 0 {
-                slot = (slot + 1) & (slots - 1);
-            }
-            table[slot] = (first + e + 1) as u32;
-        }
-        first += part.len();
-    }
-    table.iter().flat_map(|x| x.to_be_bytes()).collect()
-}
-
-/// As the runtime's `check::prefix_hash`.
-pub(crate) fn prefix_hash(key: &[u8]) -> u64 {
-    hash(u64::MAX, key) | 1
-}
-
-/// FNV-1a over big-endian words then bytes, mixed: the runtime's `check` hash of a key.
-pub(crate) fn hash(seed: u64, key: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
-    let mut words = key.chunks_exact(8);
-    for word in &mut words {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        h = (h ^ u64::from_be_bytes(bytes)).wrapping_mul(PRIME);
-    }
-    for &b in words.remainder() {
-        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
-    }
-    h ^= h >> 32;
-    h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16
 }
 
 #[cfg(test)]

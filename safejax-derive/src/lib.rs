@@ -3,7 +3,8 @@
 //!
 //! The pipeline: `ast` models the input and `attr` parses `#[safejax(...)]`, recording every
 //! problem in one error collector (`ctxt`); `check` applies the rules across fields; `expect`
-//! reads the headers of pinned files into a table; `expand` writes the impl (with the struct's
+//! reads the headers of pinned files into a table (and `tree` lays its names out as the runtime's
+//! key tree: the runtime holds the same file); `expand` writes the impl (with the struct's
 //! static `KIND` and the const checks of collisions and pinned files) or, when anything was
 //! wrong, the errors and a stub impl.
 
@@ -13,6 +14,7 @@ mod check;
 mod ctxt;
 mod expand;
 mod expect;
+mod tree;
 
 use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};

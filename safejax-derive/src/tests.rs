@@ -440,19 +440,3 @@ fn expect_on_a_borrow_struct_says_so_though_it_is_generic_too() {
     assert!(out.contains("pins an owned struct"), "{out}");
     assert!(!out.contains("a generic struct"), "{out}");
 }
-
-#[test]
-fn prefix_hashes_are_the_ones_the_runtime_computes() {
-    use crate::expect::prefix_hash;
-    // The same numbers as the runtime's `check` tests.
-    assert_eq!(prefix_hash(b""), 0x9c8b_c8d7_d5cb);
-    assert_eq!(prefix_hash(b"params.Dense_0"), 0xb9c6_b455_e83b);
-    assert_eq!(
-        prefix_hash(b"(MLP).layers(Sequential)[0](Linear).w"),
-        0xe7d2_d005_3593
-    );
-    assert_eq!(
-        crate::expect::hash(1, b"params.Dense_0.kernel"),
-        0x32b5_f8f6_4fb2
-    );
-}

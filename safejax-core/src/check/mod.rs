@@ -13,6 +13,7 @@
 mod collide;
 mod path;
 mod report;
+pub mod tree;
 
 pub use collide::collision_message;
 pub use path::MAX_KEY;
@@ -22,7 +23,7 @@ pub(crate) use report::{check_headers, sorted_names};
 #[cfg(test)]
 mod tests;
 
-use self::path::{Buf, Name, Path};
+use self::path::{Buf, Cursor, Name, Path, collection_number};
 use crate::Dtype;
 use crate::key::Numbering;
 use crate::reader::MAX_ENTRY_CANDIDATES;
@@ -73,15 +74,19 @@ pub struct TablePart<'t> {
 pub struct Table<'t> {
     /// The files.
     pub parts: &'t [TablePart<'t>],
-    /// Every searchable name, sorted by text ([`names_order`] sorts them).
-    pub names: &'t [NameRef],
-    /// A hash set of the names' texts and of their starts before each separator, eight
-    /// big-endian bytes a slot, zero for none ([`prefix_set`] builds it); empty for binary
-    /// searches. Whether a value's path has keys under it is then one lookup, not a search.
-    pub prefixes: &'t [u8],
-    /// A hash index of the keys of every file: four big-endian bytes a slot, a tensor's flag
-    /// number plus one, zero for none ([`key_index`] builds it); empty for binary searches.
-    pub keys: &'t [u8],
+    /// Every searchable name, sorted by text ([`names_order`] sorts them), as bytes
+    /// ([`tree::names`] lays them out): one literal, not a constant per name, is what keeps a
+    /// pinned struct quick to compile. Only map entries search them.
+    pub names: &'t [u8],
+    /// The names' texts as a tree ([`tree::build`] builds it, from the texts of `names` in
+    /// order, each with its tensor's flag number and the number of the collection before it).
+    /// The checker follows each key through it as the key is rendered: a key costs the steps of
+    /// its last segment.
+    pub tree: &'t [u8],
+    /// The collections the tree's terms are numbered by, sorted: the distinct starts before the
+    /// first `.` of the names whose text starts after it (a term's number is its collection's
+    /// place here plus one, 0 for a name's whole text).
+    pub collections: &'t [&'t str],
 }
 
 /// What one finding is about.
@@ -189,7 +194,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             style,
             convert_floats,
             out,
-            path: Path::new(style),
+            path: Path::over(style, table.tree, table.collections),
             hits: 0,
             probing: 0,
             key: Buf::new(),
@@ -250,10 +255,13 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         let mut ok = true;
         let mut shift: isize = 0;
         let mut i = 0;
-        while i < schema.fields.len() {
+        let fields = schema.fields.len();
+        while i < fields {
             let field = &schema.fields[i];
             ok &= if field.flatten {
                 self.flattened(field, &mut shift)
+            } else if self.quick_leaf(field) {
+                true
             } else {
                 let position = field.info.position.wrapping_add_signed(shift);
                 let saved = self.path.enter_field(field, position);
@@ -318,6 +326,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         if let Some(rank) = leaf.rank
             && rank != tensor.shape.len()
         {
+            self.set_key(self.table.parts[part].with_collection);
             let found = (part as u32, entry as u32);
             self.finding(What::Rank {
                 expected: rank,
@@ -328,6 +337,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         if let Some(dtype) = leaf.dtype
             && !self.accepts(dtype, tensor.dtype)
         {
+            self.set_key(self.table.parts[part].with_collection);
             let what = What::Dtype {
                 expected: dtype,
                 found: tensor.dtype,
@@ -335,6 +345,65 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             self.finding(what);
             return false;
         }
+        true
+    }
+
+    /// A leaf field (or an option of one) read the short way, when its key is there and fits:
+    /// followed through the tree from its parent's cursor, without a push or a rendering, in
+    /// few calls (const evaluation spends more on a call than on a dozen steps of a loop).
+    /// `false` when anything is unusual or wrong, with nothing changed: the long way then reads
+    /// the field, and reports. Most of a model's fields are leaves.
+    const fn quick_leaf(&mut self, field: &FieldSchema) -> bool {
+        let leaf = match field.kind {
+            Kind::Leaf(leaf) | Kind::Optional(Kind::Leaf(leaf)) => leaf,
+            _ => return false,
+        };
+        let Some(name) = field.info.name else {
+            return false;
+        };
+        let (collection, number) = match field.info.collection {
+            None => (self.path.collection, self.path.number),
+            Some(c) => (Some(c), collection_number(self.table.collections, Some(c))),
+        };
+        // One file that holds every collection, or the first that holds this one.
+        let part = match self.table.parts {
+            [
+                TablePart {
+                    collections: None, ..
+                },
+            ] => 0,
+            _ => match self.part_holding(collection) {
+                Some(part) => part,
+                None => return false,
+            },
+        };
+        let name = name.as_bytes();
+        let cursor = self.path.leaf_cursor(name, name.len(), collection);
+        let Some(entry) = self.term(part, cursor, number) else {
+            return false;
+        };
+        let file = &self.table.parts[part];
+        let flag = file.first + entry;
+        let tensor = &file.entries[entry];
+        // A key the checker could not render: the long way reports it.
+        if tensor.name.len() > MAX_KEY {
+            return false;
+        }
+        if let Some(rank) = leaf.rank
+            && rank != tensor.shape.len()
+        {
+            return false;
+        }
+        if let Some(dtype) = leaf.dtype
+            && !self.accepts(dtype, tensor.dtype)
+        {
+            return false;
+        }
+        if self.out.used[flag] {
+            return false;
+        }
+        self.hits += 1;
+        self.out.used[flag] = true;
         true
     }
 
@@ -350,27 +419,34 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             return None;
         };
         let with_collection = self.table.parts[part].with_collection;
-        self.set_key(with_collection);
-        if self.key.overflow {
-            self.finding(What::TooLong);
-            return None;
+        if self.path.may_overflow() {
+            self.set_key(with_collection);
+            if self.key.overflow {
+                self.finding(What::TooLong);
+                return None;
+            }
         }
+        // The key is rendered only for a finding.
         let Some(entry) = self.find(part) else {
+            self.set_key(with_collection);
             self.finding(What::Missing);
             return None;
         };
         if self.path.too_deep() {
             self.hits += 1;
+            self.set_key(with_collection);
             self.finding(What::TooDeep);
             return None;
         }
         let flag = self.table.parts[part].first + entry;
         if self.out.used[flag] && self.probing > 0 {
+            self.set_key(with_collection);
             self.finding(What::Missing);
             return None;
         }
         self.hits += 1;
         if self.out.used[flag] {
+            self.set_key(with_collection);
             self.finding(What::Twice);
             return None;
         }
@@ -431,91 +507,22 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     }
 
     /// Whether the table has a key under element `i` of the list at the current path, as
-    /// [`crate::Reader`]'s index search finds them.
+    /// [`crate::Reader`]'s index search finds them: a name that is the element's path, or goes
+    /// on after it with a byte that is not a digit (element 1 is not the start of element 10); a
+    /// Haiku-numbered list's element 0 is the list's own path, with nothing, `.` or `/` after.
     const fn element_present(&mut self, i: usize) -> bool {
         let numbering = self.path.last_numbering();
         let haiku = matches!(numbering, Numbering::Haiku) && !matches!(self.style, Style::Objax);
-        if haiku && i == 0 {
-            self.path.push(Name::Index(0));
-            self.path.render_prefix(&mut self.probe);
-            self.path.pop();
-            return self.exact_or_under(b"./");
-        }
         self.path.push(Name::Index(i));
-        self.path.render_prefix(&mut self.probe);
+        let at = self.path.cursor();
         self.path.pop();
-        // Past element 0 (whose absence is explained, so searched for exactly), whether an
-        // element is there only decides whether it is read: a key under it that the set does
-        // not know (`blocks_1x`) has no key an element reads either.
-        if !self.table.prefixes.is_empty() {
-            let known = self.known_prefix();
-            // An element 0 the set does not know may still be there by the search's rules (a
-            // key `blocks_0x`): absent, it is searched for, as its absence is explained.
-            if i > 0 || known {
-                return known;
-            }
+        let tree = self.table.tree;
+        if haiku && i == 0 {
+            return at.terms(tree).1 > 0
+                || !at.feed(tree, b'.').is_dead()
+                || !at.feed(tree, b'/').is_dead();
         }
-        // Element `i` of a Haiku-numbered list renders as `name_<i>`, as the search expects.
-        self.under_index()
-    }
-
-    /// Whether the probe is a name, or a name's start before a separator.
-    const fn known_prefix(&self) -> bool {
-        let set = self.table.prefixes;
-        let slots = set.len() / 8;
-        let mask = slots - 1;
-        let h = prefix_hash(self.probe.as_bytes());
-        let mut slot = h as usize & mask;
-        loop {
-            let stored = word(set, slot * 8);
-            if stored == 0 {
-                return false;
-            }
-            if stored == h {
-                return true;
-            }
-            slot = (slot + 1) & mask;
-        }
-    }
-
-    /// A name that is the probe, or starts with it and then one of `next`.
-    const fn exact_or_under(&mut self, next: &[u8]) -> bool {
-        let at = self.seek_probe();
-        if at < self.table.names.len() && eq(self.text(at), self.probe.as_bytes()) {
-            return true;
-        }
-        let mut i = 0;
-        while i < next.len() {
-            self.probe.push(next[i]);
-            let at = self.seek_probe();
-            let found =
-                at < self.table.names.len() && starts_with(self.text(at), self.probe.as_bytes());
-            self.probe.len -= 1;
-            if found {
-                return true;
-            }
-            i += 1;
-        }
-        false
-    }
-
-    /// A name that starts with the probe (a prefix ending in an index) and does not go on with
-    /// another digit.
-    const fn under_index(&mut self) -> bool {
-        let at = self.seek_probe();
-        if at < self.table.names.len() {
-            let text = self.text(at);
-            if starts_with(text, self.probe.as_bytes())
-                && (text.len() == self.probe.len || text[self.probe.len] < b'0')
-            {
-                return true;
-            }
-        }
-        // Past the names that go on with a digit: `:` follows `9`.
-        self.probe.push(b':');
-        let at = self.seek_probe();
-        self.probe.len -= 1;
-        at < self.table.names.len() && starts_with(self.text(at), self.probe.as_bytes())
+        at.ends_or_goes_on_without_digit(tree)
     }
 
     const fn explain_empty(&mut self, list: bool) {
@@ -526,7 +533,9 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             return;
         };
         self.set_key(self.table.parts[part].with_collection);
-        if let Some(entry) = self.find(part) {
+        if !self.key.overflow
+            && let Some(entry) = self.find(part)
+        {
             let flag = self.table.parts[part].first + entry;
             if !self.out.used[flag] {
                 self.out.used[flag] = true;
@@ -552,8 +561,9 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         self.probe.len = 0;
         self.probe.push_str_bytes(before);
         let mut at = self.seek_probe();
-        while at < self.table.names.len() {
-            let name = self.table.names[at];
+        let names = self.names_len();
+        while at < names {
+            let name = self.name_at(at);
             let full = self.name_str(name);
             let text = self.text(at);
             at += 1;
@@ -638,9 +648,16 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     }
 
     const fn part_for(&self) -> Option<usize> {
+        self.part_holding(self.path.collection)
+    }
+
+    /// The first file that holds `collection`.
+    const fn part_holding(&self, collection: Option<&str>) -> Option<usize> {
+        let mut parts = self.table.parts;
         let mut i = 0;
-        while i < self.table.parts.len() {
-            let holds = match (self.table.parts[i].collections, self.path.collection) {
+        // A slice pattern, not `len()`: a call costs const evaluation a dozen steps.
+        while let [part, rest @ ..] = parts {
+            let holds = match (part.collections, collection) {
                 (None, _) => true,
                 (Some(list), Some(c)) => contains(list, 0, c),
                 (Some(_), None) => false,
@@ -648,6 +665,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             if holds {
                 return Some(i);
             }
+            parts = rest;
             i += 1;
         }
         None
@@ -661,11 +679,25 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     }
 
     const fn text(&self, at: usize) -> &'t [u8] {
-        let name = self.table.names[at];
+        let name = self.name_at(at);
         self.name_str(name)
             .as_bytes()
             .split_at(name.start as usize)
             .1
+    }
+
+    const fn names_len(&self) -> usize {
+        self.table.names.len() / 12
+    }
+
+    /// Name `at` of [`Table::names`].
+    const fn name_at(&self, at: usize) -> NameRef {
+        let (b, i) = (self.table.names, 12 * at);
+        NameRef {
+            part: be32(b, i),
+            entry: be32(b, i + 4),
+            start: be32(b, i + 8),
+        }
     }
 
     const fn is_used(&self, name: NameRef) -> bool {
@@ -674,7 +706,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
 
     /// The first name whose text is not less than the probe.
     const fn seek_probe(&self) -> usize {
-        let (mut lo, mut hi) = (0, self.table.names.len());
+        let (mut lo, mut hi) = (0, self.names_len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if less(self.text(mid), self.probe.as_bytes()) {
@@ -686,59 +718,51 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         lo
     }
 
-    /// Whether the table has a name under the current path.
+    /// Whether the table has a name under the current path: one that starts with its rendering.
     const fn any_under(&mut self) -> bool {
-        self.path.render_prefix(&mut self.probe);
-        if !self.table.prefixes.is_empty() && !self.path.too_deep() {
-            return self.known_prefix();
-        }
-        let at = self.seek_probe();
-        at < self.table.names.len() && starts_with(self.text(at), self.probe.as_bytes())
+        !self.path.cursor().is_dead()
     }
 
-    /// The entry of `part` whose key is `self.key`.
+    /// The entry of `part` whose key is the current path's, found by the path's cursor: among
+    /// the names whose text is the key's steps, the one of `part` whose text starts where the
+    /// key's collection ends (or at the start, for a key without collection).
     const fn find(&self, part: usize) -> Option<usize> {
-        let entries = self.table.parts[part].entries;
-        let key = self.key.as_bytes();
-        let index = self.table.keys;
-        if !index.is_empty() {
-            let first = self.table.parts[part].first;
-            let mask = index.len() / 4 - 1;
-            let mut slot = hash(part, key) as usize & mask;
-            loop {
-                let at = slot * 4;
-                let stored = (index[at] as usize) << 24
-                    | (index[at + 1] as usize) << 16
-                    | (index[at + 2] as usize) << 8
-                    | index[at + 3] as usize;
-                if stored == 0 {
-                    break;
-                }
-                let flag = stored - 1;
-                if flag >= first
-                    && flag - first < entries.len()
-                    && eq(entries[flag - first].name.as_bytes(), key)
-                {
-                    return Some(flag - first);
-                }
-                slot = (slot + 1) & mask;
+        self.term(part, self.path.key_cursor(), self.path.number)
+    }
+
+    /// The entry of `part` whose key is the text at `cursor` (its steps) after the collection
+    /// numbered `number` in [`Table::collections`] (for a key with one): among the names whose
+    /// text that is, the one of `part` whose collection has that number (or that is all text,
+    /// for a key without collection).
+    const fn term(&self, part: usize, cursor: Cursor, number: usize) -> Option<usize> {
+        let tree = self.table.tree;
+        let file = &self.table.parts[part];
+        let number = match (self.style, file.with_collection) {
+            (Style::Flax | Style::Haiku, true) => number,
+            _ => 0,
+        };
+        let (at, count) = cursor.terms(tree);
+        let first = file.first;
+        let mut i = 0;
+        while i < count {
+            let t = at + 8 * i;
+            i += 1;
+            let found = (tree[t + 4] as usize) << 24
+                | (tree[t + 5] as usize) << 16
+                | (tree[t + 6] as usize) << 8
+                | tree[t + 7] as usize;
+            if found != number {
+                continue;
             }
-            return None;
-        }
-        let (mut lo, mut hi) = (0, entries.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if less(entries[mid].name.as_bytes(), key) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
+            let flag = (tree[t] as usize) << 24
+                | (tree[t + 1] as usize) << 16
+                | (tree[t + 2] as usize) << 8
+                | tree[t + 3] as usize;
+            if flag >= first && flag - first < file.entries.len() {
+                return Some(flag - first);
             }
         }
-        if lo < entries.len() && eq(entries[lo].name.as_bytes(), key) {
-            Some(lo)
-        } else {
-            None
-        }
+        None
     }
 
     // ---- Findings.
@@ -762,6 +786,14 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         };
         out.count += 1;
     }
+}
+
+/// The big-endian `u32` at `at` of `bytes`.
+const fn be32(bytes: &[u8], at: usize) -> u32 {
+    (bytes[at] as u32) << 24
+        | (bytes[at + 1] as u32) << 16
+        | (bytes[at + 2] as u32) << 8
+        | bytes[at + 3] as u32
 }
 
 /// Whether a map entry named `child[..cut]` could be a value of `kind`, given what follows it
@@ -894,61 +926,6 @@ const fn less(a: &[u8], b: &[u8]) -> bool {
     a.len() < b.len()
 }
 
-/// A hash of a key of file `part`, for [`Out::index`] (FNV-1a over words, then mixed).
-const fn hash(part: usize, key: &[u8]) -> u64 {
-    hash_seeded(part as u64, key)
-}
-
-const fn hash_seeded(seed: u64, key: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
-    let mut i = 0;
-    while i + 8 <= key.len() {
-        h = (h ^ word(key, i)).wrapping_mul(PRIME);
-        i += 8;
-    }
-    while i < key.len() {
-        h = (h ^ key[i] as u64).wrapping_mul(PRIME);
-        i += 1;
-    }
-    h ^= h >> 32;
-    h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16
-}
-
-/// The hash of a name's text or start in [`Table::prefixes`]; never zero.
-pub const fn prefix_hash(text: &[u8]) -> u64 {
-    hash_seeded(u64::MAX, text) | 1
-}
-
-/// Whether a name's start before this byte is in [`Table::prefixes`].
-pub const fn is_boundary(b: u8) -> bool {
-    matches!(b, b'.' | b'/' | b'_' | b'(' | b'[' | b']' | b':')
-}
-
-/// [`Table::prefixes`] for names with these texts.
-pub fn prefix_set<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<u8> {
-    let mut hashes = std::collections::HashSet::new();
-    for text in texts {
-        let bytes = text.as_bytes();
-        hashes.insert(prefix_hash(bytes));
-        for (at, &b) in bytes.iter().enumerate() {
-            if is_boundary(b) {
-                hashes.insert(prefix_hash(&bytes[..at]));
-            }
-        }
-    }
-    let slots = (2 * hashes.len() + 1).next_power_of_two();
-    let mut table = vec![0u64; slots];
-    for h in hashes {
-        let mut slot = h as usize & (slots - 1);
-        while table[slot] != 0 {
-            slot = (slot + 1) & (slots - 1);
-        }
-        table[slot] = h;
-    }
-    table.iter().flat_map(|h| h.to_be_bytes()).collect()
-}
-
 /// The room [`Out::tried`] needs for a value of `kind` against a table of `names` names: none
 /// without a map.
 pub const fn map_room(kind: &Kind, names: usize) -> usize {
@@ -971,24 +948,6 @@ const fn has_map(kind: &Kind) -> bool {
         }
         Kind::Leaf(_) | Kind::Empty | Kind::Recursive(_) | Kind::Opaque => false,
     }
-}
-
-/// [`Table::keys`] for these files.
-pub fn key_index(parts: &[TablePart<'_>]) -> Vec<u8> {
-    let tensors: usize = parts.iter().map(|p| p.entries.len()).sum();
-    let slots = (2 * tensors + 1).next_power_of_two();
-    let mut table = vec![0u32; slots];
-    for (p, part) in parts.iter().enumerate() {
-        for (e, entry) in part.entries.iter().enumerate() {
-            let mut slot = hash(p, entry.name.as_bytes()) as usize & (slots - 1);
-            while table[slot] != 0 {
-                slot = (slot + 1) & (slots - 1);
-            }
-            // A header is at most `MAX_HEADER_LEN` bytes: its tensors fit in u32.
-            table[slot] = (part.first + e + 1) as u32;
-        }
-    }
-    table.iter().flat_map(|x| x.to_be_bytes()).collect()
 }
 
 /// A number for each dtype, to compare them in const code.

@@ -62,6 +62,7 @@ pub(crate) const MAX_SEGMENTS: usize = MAX_DEPTH + 4;
 
 pub(crate) struct Saved {
     collection: Option<Option<&'static str>>,
+    number: usize,
     pinned: bool,
     set_class: bool,
     set_root: bool,
@@ -149,11 +150,152 @@ impl Buf {
     }
 }
 
+/// Where a rendering stands in a table's key tree ([`super::tree`]): a node, and how many bytes
+/// of its label the rendering has matched. Dead once no name of the table goes on as the
+/// rendering does.
+#[derive(Clone, Copy)]
+pub(crate) struct Cursor {
+    node: usize,
+    pos: usize,
+}
+
+impl Cursor {
+    /// The empty rendering: the root.
+    pub(crate) const ROOT: Cursor = Cursor { node: 0, pos: 0 };
+    pub(crate) const DEAD: Cursor = Cursor {
+        node: usize::MAX,
+        pos: 0,
+    };
+
+    pub(crate) const fn is_dead(self) -> bool {
+        self.node == usize::MAX
+    }
+
+    /// The cursor after one more byte.
+    pub(crate) const fn feed(self, tree: &[u8], b: u8) -> Cursor {
+        self.feed_range(tree, &[b], 0, 1)
+    }
+
+    /// The cursor after `bytes[from..to]`. Const evaluation goes by steps, and a call costs
+    /// many: one loop, a comparison a byte inside a label, a scan of the children's first bytes
+    /// at a label's end.
+    pub(crate) const fn feed_range(
+        self,
+        tree: &[u8],
+        bytes: &[u8],
+        from: usize,
+        to: usize,
+    ) -> Cursor {
+        if self.node == usize::MAX {
+            return self;
+        }
+        let (mut node, mut pos) = (self.node, self.pos);
+        let mut label = tree[node] as usize;
+        let mut i = from;
+        while i < to {
+            let b = bytes[i];
+            i += 1;
+            if pos < label {
+                if tree[node + 1 + pos] != b {
+                    return Cursor::DEAD;
+                }
+                pos += 1;
+                continue;
+            }
+            let at = node + 1 + label;
+            let children = (tree[at] as usize) << 8 | tree[at + 1] as usize;
+            let firsts = at + 6;
+            // The children's first bytes are sorted: halve, then scan, to the first one not
+            // below `b`.
+            let (mut lo, mut hi) = (0, children);
+            while hi - lo > 8 {
+                let mid = (lo + hi) / 2;
+                if tree[firsts + mid] < b {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            while lo < children && tree[firsts + lo] < b {
+                lo += 1;
+            }
+            if lo == children || tree[firsts + lo] != b {
+                return Cursor::DEAD;
+            }
+            let slot = firsts + children + 4 * lo;
+            node = (tree[slot] as usize) << 24
+                | (tree[slot + 1] as usize) << 16
+                | (tree[slot + 2] as usize) << 8
+                | tree[slot + 3] as usize;
+            label = tree[node] as usize;
+            pos = 1;
+        }
+        Cursor { node, pos }
+    }
+
+    pub(crate) const fn feed_str(self, tree: &[u8], s: &str) -> Cursor {
+        self.feed_range(tree, s.as_bytes(), 0, s.len())
+    }
+
+    /// The names whose text is the rendering: where their terms start in the tree, and how
+    /// many there are.
+    pub(crate) const fn terms(self, tree: &[u8]) -> (usize, usize) {
+        let node = self.node;
+        if node == usize::MAX {
+            return (0, 0);
+        }
+        let label = tree[node] as usize;
+        if self.pos < label {
+            return (0, 0);
+        }
+        let at = node + 1 + label;
+        let children = (tree[at] as usize) << 8 | tree[at + 1] as usize;
+        let count = (tree[at + 2] as usize) << 24
+            | (tree[at + 3] as usize) << 16
+            | (tree[at + 4] as usize) << 8
+            | tree[at + 5] as usize;
+        (at + 6 + 5 * children, count)
+    }
+
+    /// Whether a name is the rendering, or goes on after it with a byte that is not a digit:
+    /// the index search's rule for a list element.
+    pub(crate) const fn ends_or_goes_on_without_digit(self, tree: &[u8]) -> bool {
+        if self.is_dead() {
+            return false;
+        }
+        let node = self.node;
+        let label = tree[node] as usize;
+        if self.pos < label {
+            return !tree[node + 1 + self.pos].is_ascii_digit();
+        }
+        if self.terms(tree).1 > 0 {
+            return true;
+        }
+        let at = node + 1 + label;
+        let children = (tree[at] as usize) << 8 | tree[at + 1] as usize;
+        let mut k = 0;
+        while k < children {
+            if !tree[at + 6 + k].is_ascii_digit() {
+                return true;
+            }
+            k += 1;
+        }
+        false
+    }
+}
+
 /// A key path in const code: segments, the root's Objax class, the collection in force, and the
 /// path rendered as a prefix, kept up to date as segments come and go so that a key costs the
-/// steps of its last segments only (const evaluation takes about a microsecond a step).
+/// steps of its last segments only (const evaluation takes about a microsecond a step). With a
+/// table's key tree, the path also follows its rendering through the tree.
 pub(crate) struct Path<'t> {
     pub(crate) style: Style,
+    /// The key tree followed; empty for none.
+    tree: &'t [u8],
+    /// The collections the tree's terms are numbered by ([`super::Table::collections`]).
+    collections: &'t [&'t str],
+    /// The number of `collection` there: 0 for none, `usize::MAX` for one not there.
+    pub(crate) number: usize,
     segs: [Seg<'t>; MAX_SEGMENTS],
     pub(crate) len: usize,
     pub(crate) root_class: Option<&'static str>,
@@ -166,12 +308,23 @@ pub(crate) struct Path<'t> {
     /// The last segment among the first `k` that is not joined to the one before, plus one, at
     /// `modules[k]` (0 for none): in Haiku, the parameter name, after a `.`.
     modules: [usize; MAX_SEGMENTS + 1],
+    /// The cursor of the text up to `ends[k]`, at `cursors[k]`.
+    cursors: [Cursor; MAX_SEGMENTS + 1],
 }
 
 impl<'t> Path<'t> {
     pub(crate) const fn new(style: Style) -> Self {
+        Path::over(style, &[], &[])
+    }
+
+    /// A path that follows its rendering through a table's key `tree`, whose terms number
+    /// their collections in `collections`.
+    pub(crate) const fn over(style: Style, tree: &'t [u8], collections: &'t [&'t str]) -> Self {
         Path {
             style,
+            tree,
+            collections,
+            number: 0,
             segs: [EMPTY_SEG; MAX_SEGMENTS],
             len: 0,
             root_class: None,
@@ -180,6 +333,7 @@ impl<'t> Path<'t> {
             text: Buf::new(),
             ends: [0; MAX_SEGMENTS + 1],
             modules: [0; MAX_SEGMENTS + 1],
+            cursors: [Cursor::ROOT; MAX_SEGMENTS + 1],
         }
     }
 
@@ -225,6 +379,10 @@ impl<'t> Path<'t> {
                 self.text.push(b')');
             }
             self.ends[0] = self.text.len;
+            if !self.tree.is_empty() {
+                let text = &self.text.bytes;
+                self.cursors[0] = Cursor::ROOT.feed_range(self.tree, text, 0, self.ends[0]);
+            }
         }
         let i = self.len;
         self.len += 1;
@@ -242,6 +400,10 @@ impl<'t> Path<'t> {
         self.segs[i] = seg;
         self.append(i);
         self.ends[i + 1] = self.text.len;
+        if !self.tree.is_empty() {
+            let (from, to) = (self.ends[i], self.ends[i + 1]);
+            self.cursors[i + 1] = self.cursors[i].feed_range(self.tree, &self.text.bytes, from, to);
+        }
         self.modules[i + 1] = if joined(&self.segs, i) {
             self.modules[i]
         } else {
@@ -339,11 +501,15 @@ impl<'t> Path<'t> {
                 Some(c) => Some(self.collection.replace(c)),
                 None => None,
             },
+            number: self.number,
             pinned: self.pinned,
             set_class: false,
             set_root: false,
         };
         self.pinned = info.collection.is_some();
+        if let Some(c) = info.collection {
+            self.number = collection_number(self.collections, Some(c));
+        }
         saved
     }
 
@@ -360,13 +526,18 @@ impl<'t> Path<'t> {
         let root = self.len == 0;
         let set = self.default_class(class);
         let pinned = self.pinned;
+        let number = self.number;
         let collection = match collection {
-            Some(c) if !pinned => Some(self.collection.replace(c)),
+            Some(c) if !pinned => {
+                self.number = collection_number(self.collections, Some(c));
+                Some(self.collection.replace(c))
+            }
             _ => None,
         };
         self.pinned = false;
         Saved {
             collection,
+            number,
             pinned,
             set_class: set && !root,
             set_root: set && root,
@@ -385,6 +556,7 @@ impl<'t> Path<'t> {
     const fn restore(&mut self, saved: Saved) {
         if let Some(previous) = saved.collection {
             self.collection = previous;
+            self.number = saved.number;
         }
         self.pinned = saved.pinned;
     }
@@ -402,6 +574,119 @@ impl<'t> Path<'t> {
         }
         out.push_str_bytes(self.text.as_bytes());
         out.overflow |= self.text.overflow;
+    }
+
+    /// The cursor of the current path as a prefix ([`Path::render_prefix`]).
+    pub(crate) const fn cursor(&self) -> Cursor {
+        if self.len == 0 {
+            let mut c = Cursor::ROOT;
+            if let (Style::Objax, Some(class)) = (self.style, self.root_class) {
+                c = c
+                    .feed(self.tree, b'(')
+                    .feed_str(self.tree, class)
+                    .feed(self.tree, b')');
+            }
+            return c;
+        }
+        self.cursors[self.rendered()]
+    }
+
+    /// How many segments the text holds.
+    const fn rendered(&self) -> usize {
+        if self.len < MAX_SEGMENTS {
+            self.len
+        } else {
+            MAX_SEGMENTS
+        }
+    }
+
+    /// The cursor of the current path's key without its collection (its steps, as
+    /// [`Path::render_key`] writes them after the collection); in Objax, of the whole key.
+    pub(crate) const fn key_cursor(&self) -> Cursor {
+        let tree = self.tree;
+        if let Style::Objax = self.style {
+            let kind = match self.collection {
+                Some(c) => c,
+                None => OBJAX_DEFAULT_KIND,
+            };
+            return self.cursor().feed_str(tree, "::").feed_str(tree, kind);
+        }
+        if self.len == 0 {
+            return Cursor::ROOT;
+        }
+        let n = self.rendered();
+        let module = self.modules[n];
+        if !matches!(self.style, Style::Haiku)
+            || module == 0
+            || self.ends[module - 1] == self.ends[0]
+        {
+            return self.cursors[n];
+        }
+        // As `push_steps`: the parameter name follows a `.`, not its module's separator.
+        let k = module - 1;
+        let sep = sep_before(&self.segs, k).as_str().len();
+        let from = self.ends[k] + sep;
+        self.cursors[k]
+            .feed(tree, b'.')
+            .feed_range(tree, &self.text.bytes, from, self.text.len)
+    }
+
+    /// The cursor of the key of a leaf field named `name` (of `name_len` bytes) under the
+    /// current path, as [`Path::key_cursor`] would give it after the field's push (with
+    /// `collection` in force), without the push; dead where the push would be unusual (too
+    /// deep, rendered past [`MAX_KEY`]): the caller then pushes. Const evaluation spends more
+    /// on a call than on a dozen steps of a loop, so this makes few.
+    pub(crate) const fn leaf_cursor(
+        &self,
+        name: &[u8],
+        name_len: usize,
+        collection: Option<&'static str>,
+    ) -> Cursor {
+        let tree = self.tree;
+        let len = self.len;
+        if len >= MAX_DEPTH || len >= MAX_SEGMENTS || self.text.overflow {
+            return Cursor::DEAD;
+        }
+        let [_, ..] = tree else {
+            return Cursor::DEAD;
+        };
+        if let Style::Objax = self.style {
+            if len == 0 {
+                return Cursor::DEAD;
+            }
+            let kind = match collection {
+                Some(k) => k,
+                None => OBJAX_DEFAULT_KIND,
+            };
+            let mut c = self.cursors[len];
+            if let Some(class) = self.segs[len - 1].class {
+                c = c.feed_range(tree, b"(", 0, 1);
+                c = c.feed_str(tree, class);
+                c = c.feed_range(tree, b")", 0, 1);
+            }
+            c = c.feed_range(tree, b".", 0, 1);
+            c = c.feed_range(tree, name, 0, name_len);
+            c = c.feed_range(tree, b"::", 0, 2);
+            return c.feed_str(tree, kind);
+        }
+        if len == 0 {
+            return Cursor::ROOT.feed_range(tree, name, 0, name_len);
+        }
+        // A field after anything is a module's parameter: after a `.`, in Flax and in Haiku.
+        let mut c = self.cursors[len];
+        if self.text.len > self.ends[0] {
+            c = c.feed_range(tree, b".", 0, 1);
+        }
+        c.feed_range(tree, name, 0, name_len)
+    }
+
+    /// Whether [`Path::render_key`] may pass [`MAX_KEY`]: a bound, checked by rendering.
+    pub(crate) const fn may_overflow(&self) -> bool {
+        let collection = match self.collection {
+            Some(c) => c.len(),
+            None => OBJAX_DEFAULT_KIND.len(),
+        };
+        self.text.overflow || self.text.len + collection + 8 > MAX_KEY
     }
 
     /// The current path's key ([`Style::render`]).
@@ -515,5 +800,45 @@ const fn push_name(name: Name<'_>, out: &mut Buf) {
             out.push(ANY_DIGITS);
         }
         Name::Mark => {}
+    }
+}
+
+/// The number of collection `c` in `collections` (sorted): 0 for none, `usize::MAX` for one not
+/// there.
+pub(crate) const fn collection_number(collections: &[&str], c: Option<&str>) -> usize {
+    let Some(c) = c else {
+        return 0;
+    };
+    let (mut lo, mut hi) = (0, collections.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match compare(collections[mid].as_bytes(), c.as_bytes()) {
+            core::cmp::Ordering::Less => lo = mid + 1,
+            core::cmp::Ordering::Greater => hi = mid,
+            core::cmp::Ordering::Equal => return mid + 1,
+        }
+    }
+    usize::MAX
+}
+
+const fn compare(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
+    let (n, m) = (a.len(), b.len());
+    let mut i = 0;
+    while i < n && i < m {
+        if a[i] != b[i] {
+            return if a[i] < b[i] {
+                core::cmp::Ordering::Less
+            } else {
+                core::cmp::Ordering::Greater
+            };
+        }
+        i += 1;
+    }
+    if n < m {
+        core::cmp::Ordering::Less
+    } else if n > m {
+        core::cmp::Ordering::Greater
+    } else {
+        core::cmp::Ordering::Equal
     }
 }

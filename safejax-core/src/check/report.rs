@@ -101,16 +101,31 @@ pub(crate) fn check_headers(
         })
         .collect();
     let names = names_order(&parts, style);
-    let texts = names
+    let text = |n: &NameRef| {
+        let part = &parts[n.part as usize];
+        let name = part.entries[n.entry as usize].name;
+        (name, part.first + n.entry as usize, n.start as usize)
+    };
+    let collections = super::tree::collections(names.iter().map(|n| {
+        let (name, _, start) = text(n);
+        &name[..start.saturating_sub(1)]
+    }));
+    let texts: Vec<super::tree::Text<'_>> = names
         .iter()
-        .map(|n| &parts[n.part as usize].entries[n.entry as usize].name[n.start as usize..]);
-    let prefixes = super::prefix_set(texts);
-    let keys = super::key_index(&parts);
+        .map(|n| {
+            let (name, flag, start) = text(n);
+            let number = super::tree::number(&collections, &name[..start.saturating_sub(1)]);
+            // A header is at most `MAX_HEADER_LEN` bytes: its counts fit in u32.
+            (&name.as_bytes()[start..], flag as u32, number)
+        })
+        .collect();
+    let tree = super::tree::build(&texts);
+    let name_bytes = super::tree::names(names.iter().map(|n| (n.part, n.entry, n.start)));
     let table = Table {
         parts: &parts,
-        names: &names,
-        prefixes: &prefixes,
-        keys: &keys,
+        names: &name_bytes,
+        tree: &tree,
+        collections: &collections,
     };
     let mut room = 64 + names.len();
     loop {

@@ -1,0 +1,113 @@
+//! The key tree of a checker's table: every searchable name of the files, as a radix tree of
+//! bytes laid out in one byte string, so that const code follows a key as it is rendered, a byte
+//! at a time, and never hashes or compares it whole.
+//!
+//! This file is shared: the runtime builds the tree for `Loader::check`,
+//! and the derive (which holds the same file) builds it at macro time for `expect`. It refers to
+//! nothing outside the standard library, so that it compiles in both.
+//!
+//! A node is, in order: its label's length (one byte), the label (the bytes that lead from its
+//! parent to it, at most 255), its number of children (two bytes, big-endian), its number of
+//! terms (four bytes), each child's first byte, each child's offset (four bytes each), and its
+//! terms: for each name whose text ends at the node, the name's id and the number of the
+//! collection before its text (four bytes each). The root is at offset 0.
+
+/// A name's searchable text: the text, the name's id and the number of the collection before
+/// the text.
+pub type Text<'a> = (&'a [u8], u32, u32);
+
+/// The tree of `texts`, which must be sorted by text.
+pub fn build(texts: &[Text<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Nodes to write: the texts under the node, the depth its label starts at, and where its
+    // parent holds its offset (none for the root).
+    let mut todo: Vec<(usize, usize, usize, Option<usize>)> = Vec::new();
+    todo.push((0, texts.len(), 0, None));
+    while let Some((lo, hi, depth, slot)) = todo.pop() {
+        let at = out.len();
+        if let Some(slot) = slot {
+            out[slot..slot + 4].copy_from_slice(&(at as u32).to_be_bytes());
+        }
+        // The label: the texts' common bytes from `depth` on (the first and last text's, as
+        // they are sorted), at most 255 of them.
+        let end = match texts.get(lo..hi) {
+            Some([first, .., last]) => {
+                let (a, b) = (first.0, last.0);
+                let mut end = depth;
+                while end < a.len() && end < b.len() && a[end] == b[end] && end - depth < 255 {
+                    end += 1;
+                }
+                end
+            }
+            Some([only]) => only.0.len().min(depth + 255),
+            _ => depth,
+        };
+        let label = match texts.get(lo) {
+            Some(first) if hi > lo => &first.0[depth..end],
+            _ => &[][..],
+        };
+        // The texts that end here come first.
+        let ends = texts[lo..hi]
+            .iter()
+            .take_while(|t| t.0.len() == end)
+            .count();
+        let mut children: Vec<(u8, usize, usize)> = Vec::new();
+        let mut i = lo + ends;
+        while i < hi {
+            let b = texts[i].0[end];
+            let mut j = i + 1;
+            while j < hi && texts[j].0[end] == b {
+                j += 1;
+            }
+            children.push((b, i, j));
+            i = j;
+        }
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+        out.extend_from_slice(&(children.len() as u16).to_be_bytes());
+        out.extend_from_slice(&(ends as u32).to_be_bytes());
+        out.extend(children.iter().map(|c| c.0));
+        let slots = out.len();
+        out.resize(slots + 4 * children.len(), 0);
+        for t in &texts[lo..lo + ends] {
+            out.extend_from_slice(&t.1.to_be_bytes());
+            out.extend_from_slice(&t.2.to_be_bytes());
+        }
+        for (k, &(_, from, to)) in children.iter().enumerate().rev() {
+            todo.push((from, to, end, Some(slots + 4 * k)));
+        }
+    }
+    out
+}
+
+/// The collections of a table: the distinct non-empty starts before the texts (each a name's
+/// part before its first `.`), sorted.
+pub fn collections<'a>(starts: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut list: Vec<&str> = starts.filter(|s| !s.is_empty()).collect();
+    list.sort_unstable();
+    list.dedup();
+    list
+}
+
+/// The number of the collection `start` in `collections`: its place plus one, 0 for none.
+pub fn number(collections: &[&str], start: &str) -> u32 {
+    match collections.binary_search(&start) {
+        // A header is at most `MAX_HEADER_LEN` bytes: its names' count fits in u32.
+        Ok(at) if !start.is_empty() => at as u32 + 1,
+        _ => 0,
+    }
+}
+
+/// [`Table::names`](super::Table::names) for these names, each its file, its tensor in the
+/// file and the start of its text: twelve bytes a name, big-endian.
+pub fn names(names: impl Iterator<Item = (u32, u32, u32)>) -> Vec<u8> {
+    names
+        .flat_map(|(part, entry, start)| {
+            let mut bytes = [0u8; 12];
+            bytes[..4].copy_from_slice(&part.to_be_bytes());
+            bytes[4..8].copy_from_slice(&entry.to_be_bytes());
+            bytes[8..].copy_from_slice(&start.to_be_bytes());
+            bytes
+        })
+        .collect()
+}

@@ -1,0 +1,1 @@
+../../safejax-core/src/check/tree.rs
