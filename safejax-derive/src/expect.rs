@@ -97,18 +97,16 @@ fn table(
         sorted.push(tensors);
     }
     for (i, ((file, expect), tensors)) in pinned.iter().zip(&sorted).enumerate() {
-        let entries = tensors.iter().map(|t| {
-            let name = &t.name;
-            let dtype = syn::Ident::new(t.dtype, Span::call_site());
-            let shape = t.shape.iter().map(|&d| d as usize);
-            quote! {
-                _safejax::__private::check::Entry {
-                    name: #name,
-                    dtype: _safejax::__private::Dtype::#dtype,
-                    shape: &[#(#shape),*],
-                }
-            }
-        });
+        // The dtypes were checked against the same list when the header was read.
+        let code = |dtype: &str| crate::tree::DTYPES.iter().position(|d| *d == dtype);
+        let laid_out = crate::tree::tensors(tensors.iter().map(|t| {
+            let number = code(t.dtype).map_or(0, |at| at as u8 + 1);
+            (t.name.as_str(), number, t.shape.iter().copied())
+        }));
+        let len = tensors.len();
+        let names = &laid_out.names;
+        let records = syn::LitByteStr::new(&laid_out.records, Span::call_site());
+        let dims = syn::LitByteStr::new(&laid_out.dims, Span::call_site());
         let collections = match &expect.value.collections {
             Some(list) => quote!(_safejax::__private::Some(&[#(#list),*])),
             None => quote!(_safejax::__private::None),
@@ -119,7 +117,10 @@ fn table(
             _safejax::__private::check::TablePart {
                 collections: #collections,
                 with_collection: #with_collection,
-                entries: &[#(#entries),*],
+                len: #len,
+                names: #names,
+                tensors: #records,
+                dims: #dims,
                 first: #first,
                 file: #written,
             }

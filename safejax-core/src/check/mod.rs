@@ -30,17 +30,6 @@ use crate::reader::MAX_ENTRY_CANDIDATES;
 use crate::schema::{FieldSchema, Kind, LeafKind, StructSchema};
 use crate::style::Style;
 
-/// One tensor of a file, as the header describes it.
-#[derive(Debug, Clone, Copy)]
-pub struct Entry<'t> {
-    /// The key.
-    pub name: &'t str,
-    /// The dtype.
-    pub dtype: Dtype,
-    /// The shape.
-    pub shape: &'t [usize],
-}
-
 /// A name of the table as the searches see it: a tensor's key from byte `start` on (`0`, and for
 /// Flax and Haiku also just after the first `.`, so that a search finds keys without their
 /// collection).
@@ -61,12 +50,68 @@ pub struct TablePart<'t> {
     pub collections: Option<&'t [&'t str]>,
     /// Whether its keys start with their collection.
     pub with_collection: bool,
-    /// Its tensors, sorted by key.
-    pub entries: &'t [Entry<'t>],
+    /// How many tensors it has.
+    pub len: usize,
+    /// Its tensors' names, sorted, one after another ([`tree::tensors`] lays out this and the
+    /// next two).
+    pub names: &'t str,
+    /// Its tensors in that order, [`tree::TENSOR_BYTES`] bytes each: where the name ends in
+    /// `names`, where the dimensions start in `dims`, the rank, the dtype's number ([`code`]).
+    pub tensors: &'t [u8],
+    /// The tensors' dimensions, eight bytes each, big-endian.
+    pub dims: &'t [u8],
     /// Where its used flags start in the checker's flags.
     pub first: usize,
     /// The file's name, for messages about a checkpoint of several files.
     pub file: &'t str,
+}
+
+impl<'t> TablePart<'t> {
+    /// The four-byte number `at` bytes into tensor `e`'s record.
+    const fn record(&self, e: usize, at: usize) -> usize {
+        be32(self.tensors, e * tree::TENSOR_BYTES + at) as usize
+    }
+
+    /// Where tensor `e`'s name starts and ends in [`TablePart::names`].
+    const fn name_span(&self, e: usize) -> (usize, usize) {
+        let start = if e == 0 { 0 } else { self.record(e - 1, 0) };
+        (start, self.record(e, 0))
+    }
+
+    /// Tensor `e`'s name.
+    pub const fn name(&self, e: usize) -> &'t str {
+        let (start, end) = self.name_span(e);
+        self.names.split_at(end).0.split_at(start).1
+    }
+
+    /// Tensor `e`'s rank.
+    pub const fn rank(&self, e: usize) -> usize {
+        self.record(e, 8)
+    }
+
+    /// Tensor `e`'s dtype's number ([`code`]).
+    pub const fn code(&self, e: usize) -> u8 {
+        self.tensors[e * tree::TENSOR_BYTES + 12]
+    }
+
+    /// Tensor `e`'s dtype.
+    pub const fn dtype(&self, e: usize) -> Dtype {
+        dtype_of(self.code(e))
+    }
+
+    /// Dimension `i` of tensor `e`'s shape.
+    pub const fn dim(&self, e: usize, i: usize) -> usize {
+        let at = (self.record(e, 4) + i) * 8;
+        let high = be32(self.dims, at) as u64;
+        let low = be32(self.dims, at + 4) as u64;
+        // Dimensions are sizes of arrays in memory: they fit in usize where a header parses.
+        (high << 32 | low) as usize
+    }
+
+    /// Tensor `e`'s shape.
+    pub fn shape(&self, e: usize) -> Vec<usize> {
+        (0..self.rank(e)).map(|i| self.dim(e, i)).collect()
+    }
 }
 
 /// The files a value is checked against.
@@ -322,9 +367,9 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         let Some((part, entry)) = self.take() else {
             return false;
         };
-        let tensor = &self.table.parts[part].entries[entry];
+        let file = &self.table.parts[part];
         if let Some(rank) = leaf.rank
-            && rank != tensor.shape.len()
+            && rank != file.rank(entry)
         {
             self.set_key(self.table.parts[part].with_collection);
             let found = (part as u32, entry as u32);
@@ -335,12 +380,12 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             return false;
         }
         if let Some(dtype) = leaf.dtype
-            && !self.accepts(dtype, tensor.dtype)
+            && !self.accepts(code(dtype), file.code(entry))
         {
             self.set_key(self.table.parts[part].with_collection);
             let what = What::Dtype {
                 expected: dtype,
-                found: tensor.dtype,
+                found: file.dtype(entry),
             };
             self.finding(what);
             return false;
@@ -384,18 +429,18 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         };
         let file = &self.table.parts[part];
         let flag = file.first + entry;
-        let tensor = &file.entries[entry];
         // A key the checker could not render: the long way reports it.
-        if tensor.name.len() > MAX_KEY {
+        let (start, end) = file.name_span(entry);
+        if end - start > MAX_KEY {
             return false;
         }
         if let Some(rank) = leaf.rank
-            && rank != tensor.shape.len()
+            && rank != file.rank(entry)
         {
             return false;
         }
         if let Some(dtype) = leaf.dtype
-            && !self.accepts(dtype, tensor.dtype)
+            && !self.accepts(code(dtype), file.code(entry))
         {
             return false;
         }
@@ -407,8 +452,9 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         true
     }
 
-    const fn accepts(&self, leaf: Dtype, file: Dtype) -> bool {
-        code(leaf) == code(file) || (self.convert_floats && is_float(leaf) && is_float(file))
+    /// Whether a leaf of dtype number `leaf` reads a tensor of dtype number `file`.
+    const fn accepts(&self, leaf: u8, file: u8) -> bool {
+        leaf == file || (self.convert_floats && is_float(leaf) && is_float(file))
     }
 
     /// The tensor of the current path, flagged as read; a finding where there is none.
@@ -674,8 +720,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     // ---- The table: exact lookups and prefix searches.
 
     const fn name_str(&self, name: NameRef) -> &'t str {
-        let entry = &self.table.parts[name.part as usize].entries[name.entry as usize];
-        entry.name
+        self.table.parts[name.part as usize].name(name.entry as usize)
     }
 
     const fn text(&self, at: usize) -> &'t [u8] {
@@ -758,7 +803,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
                 | (tree[t + 1] as usize) << 16
                 | (tree[t + 2] as usize) << 8
                 | tree[t + 3] as usize;
-            if flag >= first && flag - first < file.entries.len() {
+            if flag >= first && flag - first < file.len {
                 return Some(flag - first);
             }
         }
@@ -950,7 +995,8 @@ const fn has_map(kind: &Kind) -> bool {
     }
 }
 
-/// A number for each dtype, to compare them in const code.
+/// A number for each dtype, to compare them in const code: its place in [`tree::DTYPES`] plus
+/// one.
 pub const fn code(dtype: Dtype) -> u8 {
     match dtype {
         Dtype::BOOL => 1,
@@ -979,8 +1025,38 @@ pub const fn code(dtype: Dtype) -> u8 {
     }
 }
 
-const fn is_float(dtype: Dtype) -> bool {
-    matches!(dtype, Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64)
+/// Whether dtype number `code` is a float's that converts ([`crate::DtypePolicy`]).
+const fn is_float(code: u8) -> bool {
+    // F16, BF16, F32, F64.
+    matches!(code, 6 | 7 | 10 | 11)
+}
+
+/// The dtype of number `code` ([`code`]); a table holds only the numbers of dtypes.
+const fn dtype_of(code: u8) -> Dtype {
+    match code {
+        2 => Dtype::U8,
+        3 => Dtype::I8,
+        4 => Dtype::I16,
+        5 => Dtype::U16,
+        6 => Dtype::F16,
+        7 => Dtype::BF16,
+        8 => Dtype::I32,
+        9 => Dtype::U32,
+        10 => Dtype::F32,
+        11 => Dtype::F64,
+        12 => Dtype::I64,
+        13 => Dtype::U64,
+        14 => Dtype::F8_E5M2,
+        15 => Dtype::F8_E4M3,
+        16 => Dtype::F8_E8M0,
+        17 => Dtype::F4,
+        18 => Dtype::F6_E2M3,
+        19 => Dtype::F6_E3M2,
+        20 => Dtype::C64,
+        21 => Dtype::F8_E4M3FNUZ,
+        22 => Dtype::F8_E5M2FNUZ,
+        _ => Dtype::BOOL,
+    }
 }
 
 /// A dtype as a type name: the Rust element type where there is one (`f32`, `bf16`), else the

@@ -3,19 +3,16 @@
 //! text of a compile error.
 
 use super::path::Buf;
-use super::{Checker, Entry, FINDING, MAX_KEY, NameRef, Out, Table, TablePart, What, dtype_name};
+use super::tree::{Tensors, tensors};
+use super::{Checker, FINDING, MAX_KEY, NameRef, Out, Table, TablePart, What, code, dtype_name};
 use crate::LoadReport;
 use crate::schema::Kind;
 use crate::style::Style;
 
 /// The searchable names of `parts` in sorted order, as [`Table::names`] wants them.
 pub fn names_order(parts: &[TablePart<'_>], style: Style) -> Vec<NameRef> {
-    let counts: Vec<usize> = parts.iter().map(|p| p.entries.len()).collect();
-    sorted_names(
-        &counts,
-        |part, entry| parts[part].entries[entry].name,
-        style,
-    )
+    let counts: Vec<usize> = parts.iter().map(|p| p.len).collect();
+    sorted_names(&counts, |part, entry| parts[part].name(entry), style)
 }
 
 /// Every key of `counts[p]` keys in each file `p` (`key(p, e)`), and for Flax and Haiku its
@@ -70,40 +67,42 @@ pub(crate) fn check_headers(
                 .map(|list| list.iter().map(String::as_str).collect())
         })
         .collect();
-    let entries: Vec<Vec<Entry<'_>>> = files
+    let laid_out: Vec<(usize, Tensors)> = files
         .iter()
         .map(|(_, header, _)| {
-            let mut entries: Vec<Entry<'_>> = (0..header.len())
-                .map(|i| {
-                    let (name, dtype, shape) = header.tensor(i);
-                    Entry { name, dtype, shape }
-                })
-                .collect();
-            entries.sort_by(|a, b| a.name.cmp(b.name));
-            entries
+            let mut order: Vec<usize> = (0..header.len()).collect();
+            order.sort_by_key(|&i| header.tensor(i).0);
+            let list = order.into_iter().map(|i| {
+                let (name, dtype, shape) = header.tensor(i);
+                (name, code(dtype), shape.iter().map(|&d| d as u64))
+            });
+            (header.len(), tensors(list))
         })
         .collect();
     let mut first = 0;
     let parts: Vec<TablePart<'_>> = files
         .iter()
         .zip(&collections)
-        .zip(&entries)
-        .map(|(((spec, _, file), collections), entries)| {
+        .zip(&laid_out)
+        .map(|(((spec, _, file), collections), (len, tensors))| {
             let part = TablePart {
                 file,
                 collections: collections.as_deref(),
                 with_collection: spec.with_collection,
-                entries,
+                len: *len,
+                names: &tensors.names,
+                tensors: &tensors.records,
+                dims: &tensors.dims,
                 first,
             };
-            first += entries.len();
+            first += len;
             part
         })
         .collect();
     let names = names_order(&parts, style);
     let text = |n: &NameRef| {
         let part = &parts[n.part as usize];
-        let name = part.entries[n.entry as usize].name;
+        let name = part.name(n.entry as usize);
         (name, part.first + n.entry as usize, n.start as usize)
     };
     let collections = super::tree::collections(names.iter().map(|n| {
@@ -162,9 +161,9 @@ pub(crate) fn check_headers(
         }
         let mut unused = Vec::new();
         for part in &parts {
-            for (i, entry) in part.entries.iter().enumerate() {
+            for i in 0..part.len {
                 if !used[part.first + i] {
-                    unused.push(entry.name.to_owned());
+                    unused.push(part.name(i).to_owned());
                 }
             }
         }
@@ -178,7 +177,7 @@ pub(crate) fn check_headers(
 
 fn record(report: &mut LoadReport, table: &Table<'_>, key: String, what: What) {
     use crate::error::{DtypeMismatch, ExpectedShape, KeyProblem, ShapeMismatch};
-    let tensor = |(part, entry): (u32, u32)| &table.parts[part as usize].entries[entry as usize];
+    let part = |part: u32| &table.parts[part as usize];
     let invalid = |report: &mut LoadReport, key, reason: String| {
         report.invalid.push(KeyProblem { key, reason });
     };
@@ -187,7 +186,7 @@ fn record(report: &mut LoadReport, table: &Table<'_>, key: String, what: What) {
         What::Rank { expected, found } => report.shape_mismatches.push(ShapeMismatch {
             key,
             expected: ExpectedShape::Rank(expected),
-            found: tensor(found).shape.to_vec(),
+            found: part(found.0).shape(found.1 as usize),
         }),
         What::Dtype { expected, found } => report.dtype_mismatches.push(DtypeMismatch {
             key,
@@ -196,12 +195,12 @@ fn record(report: &mut LoadReport, table: &Table<'_>, key: String, what: What) {
         }),
         What::Twice => invalid(report, key, "two parts of the value map to this key".into()),
         What::TooDeep => invalid(report, key, crate::key::depth_reason()),
-        What::NotAContainer(part, entry, list) => {
-            let tensor = tensor((part, entry));
+        What::NotAContainer(p, e, list) => {
+            let (p, e) = (part(p), e as usize);
             let what = if list { "list" } else { "map" };
             let reason = format!(
                 "is a tensor in the file, but the field here is a {what}: did you mean `{}`?",
-                crate::reader::rust_type(tensor.dtype, tensor.shape.len())
+                crate::reader::rust_type(p.dtype(e), p.rank(e))
             );
             invalid(report, key, reason);
         }
@@ -261,14 +260,15 @@ impl Message {
         self.push_bytes(buf.as_bytes());
     }
 
-    const fn push_shape(&mut self, shape: &[usize]) {
+    /// The shape of tensor `e` of `part`.
+    const fn push_shape(&mut self, part: &TablePart<'_>, e: usize) {
         self.push("[");
         let mut i = 0;
-        while i < shape.len() {
+        while i < part.rank(e) {
             if i > 0 {
                 self.push(", ");
             }
-            self.push_usize(shape[i]);
+            self.push_usize(part.dim(e, i));
             i += 1;
         }
         self.push("]");
@@ -326,11 +326,10 @@ pub const fn expect_message<'t>(
         m.push_bytes(key);
         match finding.what {
             What::Rank { expected, found } => {
-                let tensor = &table.parts[found.0 as usize].entries[found.1 as usize];
                 m.push(" (the field has rank ");
                 m.push_usize(expected);
                 m.push(", the file shape ");
-                m.push_shape(tensor.shape);
+                m.push_shape(&table.parts[found.0 as usize], found.1 as usize);
                 m.push(")");
             }
             What::Dtype { expected, found } => {
@@ -343,11 +342,11 @@ pub const fn expect_message<'t>(
             What::Twice => m.push(" (two parts of the value map to this key)"),
             What::TooDeep => m.push(" (nested too deep)"),
             What::NotAContainer(part, entry, list) => {
-                let tensor = &table.parts[part as usize].entries[entry as usize];
+                let (part, entry) = (&table.parts[part as usize], entry as usize);
                 m.push(" (a ");
-                m.push(dtype_name(tensor.dtype));
+                m.push(dtype_name(part.dtype(entry)));
                 m.push(" tensor of shape ");
-                m.push_shape(tensor.shape);
+                m.push_shape(part, entry);
                 m.push(" in the file, where the field is a ");
                 m.push(if list { "list)" } else { "map)" });
             }
@@ -367,11 +366,11 @@ pub const fn expect_message<'t>(
     while p < table.parts.len() {
         let part = &table.parts[p];
         let mut e = 0;
-        while e < part.entries.len() {
+        while e < part.len {
             if !out.used[part.first + e] {
                 if lines < MESSAGE_LINES {
                     m.push("\n  not read by the struct: ");
-                    m.push(part.entries[e].name);
+                    m.push(part.name(e));
                     if table.parts.len() > 1 {
                         m.push(" (in `");
                         m.push(part.file);

@@ -89,3 +89,45 @@ fn an_empty_tree_has_a_root_and_nothing_under_it() {
     assert!(terms(&tree, "").is_empty());
     assert!(Cursor::ROOT.feed(&tree, b'a').is_dead());
 }
+
+#[test]
+fn dtype_numbers_are_places_in_the_list_the_derive_shares() {
+    for (i, name) in super::tree::DTYPES.iter().enumerate() {
+        let dtype = crate::format::parse_dtype(name).expect("a header's dtype");
+        assert_eq!(usize::from(super::code(dtype)), i + 1, "{name}");
+        assert_eq!(super::dtype_of(super::code(dtype)), dtype, "{name}");
+    }
+}
+
+#[test]
+fn a_part_reads_back_the_tensors_laid_out_for_it() {
+    let shapes: [&[u64]; 3] = [&[], &[3, 1 << 40], &[7]];
+    let list = [("a", 10u8), ("bc", 7), ("def", 1)];
+    let laid_out = super::tree::tensors(
+        list.iter()
+            .zip(shapes)
+            .map(|(&(name, code), shape)| (name, code, shape.iter().copied())),
+    );
+    let part = super::TablePart {
+        collections: None,
+        with_collection: true,
+        len: 3,
+        names: &laid_out.names,
+        tensors: &laid_out.records,
+        dims: &laid_out.dims,
+        first: 0,
+        file: "f",
+    };
+    let read: Vec<(&str, crate::Dtype, Vec<usize>)> = (0..3)
+        .map(|e| (part.name(e), part.dtype(e), part.shape(e)))
+        .collect();
+    use crate::Dtype::{BF16, BOOL, F32};
+    assert_eq!(
+        read,
+        [
+            ("a", F32, vec![]),
+            ("bc", BF16, vec![3, 1 << 40]),
+            ("def", BOOL, vec![7])
+        ]
+    );
+}

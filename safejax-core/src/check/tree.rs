@@ -111,3 +111,70 @@ pub fn names(names: impl Iterator<Item = (u32, u32, u32)>) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The dtypes' header names, in the order of their numbers in a table: a dtype's number is its
+/// place here plus one (0 for none).
+pub const DTYPES: [&str; 22] = [
+    "BOOL",
+    "U8",
+    "I8",
+    "I16",
+    "U16",
+    "F16",
+    "BF16",
+    "I32",
+    "U32",
+    "F32",
+    "F64",
+    "I64",
+    "U64",
+    "F8_E5M2",
+    "F8_E4M3",
+    "F8_E8M0",
+    "F4",
+    "F6_E2M3",
+    "F6_E3M2",
+    "C64",
+    "F8_E4M3FNUZ",
+    "F8_E5M2FNUZ",
+];
+
+/// The bytes of a tensor in a table's list ([`Tensors::records`]).
+pub const TENSOR_BYTES: usize = 13;
+
+/// A file's tensors, as a table holds them: a few literals, not a constant per tensor.
+#[derive(Debug, Default)]
+pub struct Tensors {
+    /// The names, one after another.
+    pub names: String,
+    /// Per tensor, [`TENSOR_BYTES`] bytes: where its name ends in `names`, where its
+    /// dimensions start in `dims` (in dimensions), its rank (four bytes each, big-endian), and
+    /// its dtype's number in [`DTYPES`].
+    pub records: Vec<u8>,
+    /// The dimensions, one after another, eight bytes each, big-endian.
+    pub dims: Vec<u8>,
+}
+
+/// [`Tensors`] of `tensors`: each its name, its dtype's number and its shape. A header is at
+/// most `MAX_HEADER_LEN` bytes: its offsets and counts fit in u32.
+pub fn tensors<'a, S: IntoIterator<Item = u64>>(
+    tensors: impl IntoIterator<Item = (&'a str, u8, S)>,
+) -> Tensors {
+    let mut out = Tensors::default();
+    let mut dims = 0u32;
+    for (name, code, shape) in tensors {
+        out.names.push_str(name);
+        let start = dims;
+        for d in shape {
+            out.dims.extend_from_slice(&d.to_be_bytes());
+            dims += 1;
+        }
+        let mut record = [0u8; TENSOR_BYTES];
+        record[..4].copy_from_slice(&(out.names.len() as u32).to_be_bytes());
+        record[4..8].copy_from_slice(&start.to_be_bytes());
+        record[8..12].copy_from_slice(&(dims - start).to_be_bytes());
+        record[12] = code;
+        out.records.extend_from_slice(&record);
+    }
+    out
+}
