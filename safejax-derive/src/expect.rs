@@ -89,7 +89,7 @@ fn table(
     let mut parts = Vec::new();
     let mut includes = Vec::new();
     let mut first = 0usize;
-    // Each part's names sorted, for the binary searches; and every searchable text, sorted.
+    // Each file's tensors sorted by name, the order of the table's lists (and of the runtime's).
     let mut sorted: Vec<Vec<&Tensor>> = Vec::new();
     for (file, _) in pinned {
         let mut tensors: Vec<&Tensor> = file.tensors.iter().collect();
@@ -133,43 +133,22 @@ fn table(
             const #include: &[u8] = ::core::include_bytes!(#path);
         });
     }
-    let mut names: Vec<(u32, u32, u32)> = Vec::new();
-    for (part, tensors) in sorted.iter().enumerate() {
-        for (entry, tensor) in tensors.iter().enumerate() {
-            names.push((part as u32, entry as u32, 0));
-            if style != Style::Objax
-                && let Some(dot) = tensor.name.find('.')
-            {
-                names.push((part as u32, entry as u32, dot as u32 + 1));
-            }
-        }
-    }
-    let text = |&(p, e, s): &(u32, u32, u32)| &sorted[p as usize][e as usize].name[s as usize..];
-    names.sort_by(|a, b| text(a).cmp(text(b)));
-    let firsts: Vec<u32> = sorted
+    let counts: Vec<usize> = sorted.iter().map(Vec::len).collect();
+    let firsts: Vec<usize> = counts
         .iter()
-        .scan(0, |first, part| {
+        .scan(0, |first, count| {
             let at = *first;
-            *first += part.len() as u32;
+            *first += count;
             Some(at)
         })
         .collect();
-    let whole = |&(p, e, _): &(u32, u32, u32)| sorted[p as usize][e as usize].name.as_str();
-    let before = |n: &(u32, u32, u32)| &whole(n)[..(n.2 as usize).saturating_sub(1)];
-    let collections = crate::tree::collections(names.iter().map(before));
-    let texts: Vec<crate::tree::Text<'_>> = names
-        .iter()
-        .map(|n| {
-            let number = crate::tree::number(&collections, before(n));
-            (text(n).as_bytes(), firsts[n.0 as usize] + n.1, number)
-        })
-        .collect();
-    let tree = syn::LitByteStr::new(&crate::tree::build(&texts), Span::call_site());
+    let key = |p: usize, e: usize| sorted[p][e].name.as_str();
+    let names = crate::tree::searchable(&counts, key, style != Style::Objax);
+    let lists = crate::tree::lists(&names, &firsts, key);
     let names_len = names.len();
-    let names = syn::LitByteStr::new(
-        &crate::tree::names(names.iter().copied()),
-        Span::call_site(),
-    );
+    let names = syn::LitByteStr::new(&lists.names, Span::call_site());
+    let tree = syn::LitByteStr::new(&lists.tree, Span::call_site());
+    let collections = &lists.collections;
     let ident = cont.ident;
     let files: Vec<String> = cont
         .attrs

@@ -17,7 +17,7 @@ pub mod tree;
 
 pub use collide::collision_message;
 pub use path::MAX_KEY;
-pub use report::{Message, expect_message, names_order};
+pub use report::{Message, expect_message};
 pub(crate) use report::{check_headers, sorted_names};
 
 #[cfg(test)]
@@ -119,18 +119,15 @@ impl<'t> TablePart<'t> {
 pub struct Table<'t> {
     /// The files.
     pub parts: &'t [TablePart<'t>],
-    /// Every searchable name, sorted by text ([`names_order`] sorts them), as bytes
-    /// ([`tree::names`] lays them out): one literal, not a constant per name, is what keeps a
-    /// pinned struct quick to compile. Only map entries search them.
+    /// Every searchable name, sorted by text, as bytes ([`tree::lists`] lays them out): one
+    /// literal, not a constant per name, is what keeps a pinned struct quick to compile. Only
+    /// map entries search them.
     pub names: &'t [u8],
-    /// The names' texts as a tree ([`tree::build`] builds it, from the texts of `names` in
-    /// order, each with its tensor's flag number and the number of the collection before it).
-    /// The checker follows each key through it as the key is rendered: a key costs the steps of
-    /// its last segment.
+    /// The names' texts as a tree ([`tree::lists`] builds it), each text ending in the flag of
+    /// its tensor and the number of the collection before it. The checker follows each key
+    /// through it as the key is rendered: a key costs the steps of its last segment.
     pub tree: &'t [u8],
-    /// The collections the tree's terms are numbered by, sorted: the distinct starts before the
-    /// first `.` of the names whose text starts after it (a term's number is its collection's
-    /// place here plus one, 0 for a name's whole text).
+    /// The collections the tree's terms are numbered by ([`tree::Lists::collections`]).
     pub collections: &'t [&'t str],
 }
 

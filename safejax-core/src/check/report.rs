@@ -9,40 +9,18 @@ use crate::LoadReport;
 use crate::schema::Kind;
 use crate::style::Style;
 
-/// The searchable names of `parts` in sorted order, as [`Table::names`] wants them.
-pub fn names_order(parts: &[TablePart<'_>], style: Style) -> Vec<NameRef> {
-    let counts: Vec<usize> = parts.iter().map(|p| p.len).collect();
-    sorted_names(&counts, |part, entry| parts[part].name(entry), style)
-}
-
 /// Every key of `counts[p]` keys in each file `p` (`key(p, e)`), and for Flax and Haiku its
 /// text after the first `.` too, so that a search finds a key without its collection: sorted by
-/// text.
+/// text ([`super::tree::searchable`]).
 pub(crate) fn sorted_names<'k>(
     counts: &[usize],
     key: impl Fn(usize, usize) -> &'k str,
     style: Style,
 ) -> Vec<NameRef> {
-    let mut names = Vec::new();
-    for (part, &count) in counts.iter().enumerate() {
-        for entry in 0..count {
-            // A header is at most `MAX_HEADER_LEN` bytes: its counts and offsets fit in u32.
-            let name = |start: usize| NameRef {
-                part: part as u32,
-                entry: entry as u32,
-                start: start as u32,
-            };
-            names.push(name(0));
-            if style != Style::Objax
-                && let Some(dot) = key(part, entry).find('.')
-            {
-                names.push(name(dot + 1));
-            }
-        }
-    }
-    let text = |n: &NameRef| &key(n.part as usize, n.entry as usize)[n.start as usize..];
-    names.sort_unstable_by(|a, b| text(a).cmp(text(b)));
-    names
+    super::tree::searchable(counts, key, style != Style::Objax)
+        .into_iter()
+        .map(|(part, entry, start)| NameRef { part, entry, start })
+        .collect()
 }
 
 /// What a strict load of a value of `kind` from these headers would report about names, dtypes
@@ -99,32 +77,16 @@ pub(crate) fn check_headers(
             part
         })
         .collect();
-    let names = names_order(&parts, style);
-    let text = |n: &NameRef| {
-        let part = &parts[n.part as usize];
-        let name = part.name(n.entry as usize);
-        (name, part.first + n.entry as usize, n.start as usize)
-    };
-    let collections = super::tree::collections(names.iter().map(|n| {
-        let (name, _, start) = text(n);
-        &name[..start.saturating_sub(1)]
-    }));
-    let texts: Vec<super::tree::Text<'_>> = names
-        .iter()
-        .map(|n| {
-            let (name, flag, start) = text(n);
-            let number = super::tree::number(&collections, &name[..start.saturating_sub(1)]);
-            // A header is at most `MAX_HEADER_LEN` bytes: its counts fit in u32.
-            (&name.as_bytes()[start..], flag as u32, number)
-        })
-        .collect();
-    let tree = super::tree::build(&texts);
-    let name_bytes = super::tree::names(names.iter().map(|n| (n.part, n.entry, n.start)));
+    let counts: Vec<usize> = parts.iter().map(|p| p.len).collect();
+    let firsts: Vec<usize> = parts.iter().map(|p| p.first).collect();
+    let key = |p: usize, e: usize| parts[p].name(e);
+    let names = super::tree::searchable(&counts, key, style != Style::Objax);
+    let lists = super::tree::lists(&names, &firsts, key);
     let table = Table {
         parts: &parts,
-        names: &name_bytes,
-        tree: &tree,
-        collections: &collections,
+        names: &lists.names,
+        tree: &lists.tree,
+        collections: &lists.collections,
     };
     let mut room = 64 + names.len();
     loop {

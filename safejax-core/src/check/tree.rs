@@ -80,36 +80,78 @@ pub fn build(texts: &[Text<'_>]) -> Vec<u8> {
     out
 }
 
-/// The collections of a table: the distinct non-empty starts before the texts (each a name's
-/// part before its first `.`), sorted.
-pub fn collections<'a>(starts: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut list: Vec<&str> = starts.filter(|s| !s.is_empty()).collect();
-    list.sort_unstable();
-    list.dedup();
-    list
-}
-
-/// The number of the collection `start` in `collections`: its place plus one, 0 for none.
-pub fn number(collections: &[&str], start: &str) -> u32 {
-    match collections.binary_search(&start) {
-        // A header is at most `MAX_HEADER_LEN` bytes: its names' count fits in u32.
-        Ok(at) if !start.is_empty() => at as u32 + 1,
-        _ => 0,
+/// The searchable names of files of `counts[p]` tensors each (`key(p, e)` the name of tensor `e`
+/// of file `p`): each as (file, tensor, where its text starts in the name), for the whole name
+/// and, with `strip`, for the text after its first `.` too (so that a search finds a key
+/// without its collection); sorted by text. A header is at most `MAX_HEADER_LEN` bytes: its
+/// counts and offsets fit in u32.
+pub fn searchable<'k>(
+    counts: &[usize],
+    key: impl Fn(usize, usize) -> &'k str,
+    strip: bool,
+) -> Vec<(u32, u32, u32)> {
+    let mut names = Vec::new();
+    for (part, &count) in counts.iter().enumerate() {
+        for entry in 0..count {
+            names.push((part as u32, entry as u32, 0));
+            if strip && let Some(dot) = key(part, entry).find('.') {
+                names.push((part as u32, entry as u32, dot as u32 + 1));
+            }
+        }
     }
+    let text = |&(p, e, s): &(u32, u32, u32)| &key(p as usize, e as usize)[s as usize..];
+    names.sort_by(|a, b| text(a).cmp(text(b)));
+    names
 }
 
-/// [`Table::names`](super::Table::names) for these names, each its file, its tensor in the
-/// file and the start of its text: twelve bytes a name, big-endian.
-pub fn names(names: impl Iterator<Item = (u32, u32, u32)>) -> Vec<u8> {
-    names
-        .flat_map(|(part, entry, start)| {
-            let mut bytes = [0u8; 12];
-            bytes[..4].copy_from_slice(&part.to_be_bytes());
-            bytes[4..8].copy_from_slice(&entry.to_be_bytes());
-            bytes[8..].copy_from_slice(&start.to_be_bytes());
-            bytes
+/// A table's lists, built from its searchable names.
+#[derive(Debug)]
+pub struct Lists<'k> {
+    /// The searchable names, twelve bytes each: file, tensor, start (big-endian).
+    pub names: Vec<u8>,
+    /// The tree of their texts, each term the tensor's flag (its file's first flag plus the
+    /// tensor) and the number of the collection before the text.
+    pub tree: Vec<u8>,
+    /// The collections the terms are numbered by: the distinct parts before the first `.` of
+    /// the names whose text starts after it, sorted (a number is a place here plus one, and 0
+    /// is a name's whole text).
+    pub collections: Vec<&'k str>,
+}
+
+/// The lists of a table of files whose tensors' flags start at `firsts[p]`, for its `names`
+/// ([`searchable`]; `key` as there).
+pub fn lists<'k>(
+    names: &[(u32, u32, u32)],
+    firsts: &[usize],
+    key: impl Fn(usize, usize) -> &'k str,
+) -> Lists<'k> {
+    let name = |&(p, e, _): &(u32, u32, u32)| key(p as usize, e as usize);
+    let before = |n: &(u32, u32, u32)| &name(n)[..(n.2 as usize).saturating_sub(1)];
+    let mut collections: Vec<&str> = names.iter().map(before).filter(|c| !c.is_empty()).collect();
+    collections.sort_unstable();
+    collections.dedup();
+    let texts: Vec<Text<'_>> = names
+        .iter()
+        .map(|n| {
+            let number = match collections.binary_search(&before(n)) {
+                Ok(at) if n.2 > 0 => at as u32 + 1,
+                _ => 0,
+            };
+            let flag = firsts[n.0 as usize] as u32 + n.1;
+            (&name(n).as_bytes()[n.2 as usize..], flag, number)
         })
-        .collect()
+        .collect();
+    let mut bytes = Vec::with_capacity(12 * names.len());
+    for &(part, entry, start) in names {
+        bytes.extend_from_slice(&part.to_be_bytes());
+        bytes.extend_from_slice(&entry.to_be_bytes());
+        bytes.extend_from_slice(&start.to_be_bytes());
+    }
+    Lists {
+        names: bytes,
+        tree: build(&texts),
+        collections,
+    }
 }
 
 /// The dtypes' header names, in the order of their numbers in a table: a dtype's number is its
