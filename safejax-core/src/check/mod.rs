@@ -766,8 +766,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
     }
 
     /// The entry of `part` whose key is the current path's, found by the path's cursor: among
-    /// the names whose text is the key's steps, the one of `part` whose text starts where the
-    /// key's collection ends (or at the start, for a key without collection).
+    /// the names whose text is the key's steps, the one of `part` in the path's collection.
     const fn find(&self, part: usize) -> Option<usize> {
         self.term(part, self.path.key_cursor(), self.path.number)
     }
@@ -786,6 +785,7 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         let (at, count) = cursor.terms(tree);
         let first = file.first;
         let mut i = 0;
+        // The terms' numbers read in place: a call costs more than the shifts.
         while i < count {
             let t = at + 8 * i;
             i += 1;

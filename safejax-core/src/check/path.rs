@@ -233,6 +233,7 @@ impl Cursor {
         Cursor { node, pos }
     }
 
+    /// The cursor after `s`.
     pub(crate) const fn feed_str(self, tree: &[u8], s: &str) -> Cursor {
         self.feed_range(tree, s.as_bytes(), 0, s.len())
     }
@@ -379,7 +380,7 @@ impl<'t> Path<'t> {
                 self.text.push(b')');
             }
             self.ends[0] = self.text.len;
-            if !self.tree.is_empty() {
+            if let [_, ..] = self.tree {
                 let text = &self.text.bytes;
                 self.cursors[0] = Cursor::ROOT.feed_range(self.tree, text, 0, self.ends[0]);
             }
@@ -400,7 +401,8 @@ impl<'t> Path<'t> {
         self.segs[i] = seg;
         self.append(i);
         self.ends[i + 1] = self.text.len;
-        if !self.tree.is_empty() {
+        // Followed through the tree, if any (a pattern, not `is_empty()`: a call costs more).
+        if let [_, ..] = self.tree {
             let (from, to) = (self.ends[i], self.ends[i + 1]);
             self.cursors[i + 1] = self.cursors[i].feed_range(self.tree, &self.text.bytes, from, to);
         }
