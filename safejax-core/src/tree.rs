@@ -155,16 +155,38 @@ impl Tree {
 
     /// Every tensor with its `.`-joined key, sorted. Empty dicts vanish, as in Python.
     pub fn flatten(&self) -> Result<Vec<(String, &Tensor)>> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.tensors());
+        self.each(|key, tensor| out.push((key.to_owned(), tensor)))?;
+        Ok(out)
+    }
+
+    /// How many tensors the tree holds, at every level.
+    fn tensors(&self) -> usize {
+        let mut count = 0;
+        let mut waiting = vec![self];
+        while let Some(tree) = waiting.pop() {
+            for node in tree.entries.values() {
+                match node {
+                    Node::Tensor(_) => count += 1,
+                    Node::Tree(tree) => waiting.push(tree),
+                }
+            }
+        }
+        count
+    }
+
+    /// Calls `f` with every tensor and its `.`-joined key, in key order; an error names the dict
+    /// of the first bad name.
+    fn each<'a>(&'a self, mut f: impl FnMut(&str, &'a Tensor)) -> Result<()> {
         // The key of the dict being walked; each parent waits with its entries left and the
         // length of its own key.
         let mut prefix = String::new();
-        let mut parents: Vec<(btree_map::Iter<'_, String, Node>, usize)> = Vec::new();
+        let mut parents: Vec<(btree_map::Iter<'a, String, Node>, usize)> = Vec::new();
         let mut entries = self.entries.iter();
         loop {
             let Some((name, node)) = entries.next() else {
                 let Some((rest, len)) = parents.pop() else {
-                    return Ok(out);
+                    return Ok(());
                 };
                 entries = rest;
                 prefix.truncate(len);
@@ -184,7 +206,7 @@ impl Tree {
             prefix.push_str(name);
             match node {
                 Node::Tensor(tensor) => {
-                    out.push((prefix.clone(), tensor));
+                    f(&prefix, tensor);
                     prefix.truncate(len);
                 }
                 Node::Tree(tree) => {
@@ -497,11 +519,9 @@ fn from_file<T>(path: &Path, read: impl FnOnce(Parsed<'_>) -> Result<T>) -> Resu
 }
 
 fn tree_leaves(tree: &Tree) -> Result<Vec<(String, &dyn Leaf)>> {
-    Ok(tree
-        .flatten()?
-        .into_iter()
-        .map(|(k, t)| (k, t as &dyn Leaf))
-        .collect())
+    let mut out = Vec::new();
+    tree.each(|key, tensor| out.push((key.to_owned(), tensor as &dyn Leaf)))?;
+    Ok(out)
 }
 
 /// Serializes a nested dict (Flax or Haiku parameters) to safetensors bytes.
@@ -522,11 +542,69 @@ pub(crate) fn deserialize_tree(bytes: &[u8]) -> Result<(Tree, Metadata)> {
 }
 
 pub(crate) fn tree_of(parsed: Parsed<'_>) -> Result<(Tree, Metadata)> {
+    if let Some(tree) = bulk_tree(&parsed) {
+        return Ok((tree, parsed.metadata));
+    }
+    // Deep or bad keys, or an unreadable tensor: one key at a time, so that the error is about
+    // the first bad key in the file, and depth costs no stack.
     let mut tree = Tree::new();
     for (name, tensor) in parsed.iter() {
         tree.insert_key(name, Tensor::from_ref(&tensor)?)?;
     }
     Ok((tree, parsed.metadata))
+}
+
+/// The most segments of a key [`bulk_tree`] takes: it builds a dict a call deep.
+const BULK_DEPTH: usize = 64;
+
+/// The tree of a file's tensors built dict by dict from its keys sorted, each dict's entries
+/// in bulk (a sorted list made into a map in one pass, not inserted one at a time); `None`
+/// when a key is deep or not a good one, or a tensor cannot be read, for [`tree_of`] to find
+/// the first problem key by key.
+fn bulk_tree(parsed: &Parsed<'_>) -> Option<Tree> {
+    let mut flat: Vec<(&str, Option<Tensor>)> = Vec::with_capacity(parsed.len());
+    for (name, tensor) in parsed.iter() {
+        let segments = name.split('.');
+        if segments.clone().any(str::is_empty) || segments.count() > BULK_DEPTH {
+            return None;
+        }
+        flat.push((name, Some(Tensor::from_ref(&tensor).ok()?)));
+    }
+    flat.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    bulk_level(&mut flat, 0)
+}
+
+/// The dict of `items` (sorted keys, all the same up to byte `at`) below that prefix; `None`
+/// where a name is both a tensor and a dict.
+fn bulk_level(items: &mut [(&str, Option<Tensor>)], at: usize) -> Option<Tree> {
+    let mut entries: Vec<(String, Node)> = Vec::new();
+    let mut i = 0;
+    while i < items.len() {
+        let key = items[i].0;
+        let rest = &key[at..];
+        match rest.find('.') {
+            None => {
+                entries.push((rest.to_owned(), Node::Tensor(items[i].1.take()?)));
+                i += 1;
+            }
+            Some(dot) => {
+                // The keys of this dict: those that start with its prefix and its `.`.
+                let prefix = &key[..at + dot + 1];
+                let end = i + items[i..].partition_point(|(k, _)| k.starts_with(prefix));
+                let dict = bulk_level(&mut items[i..end], prefix.len())?;
+                entries.push((rest[..dot].to_owned(), Node::Tree(dict)));
+                i = end;
+            }
+        }
+    }
+    // In key order, names come sorted but for a name beside its own dict (`a`, `a-b`, `a.c`).
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    if entries.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    Some(Tree {
+        entries: entries.into_iter().collect(),
+    })
 }
 
 macro_rules! dict_api {
@@ -923,6 +1001,54 @@ mod tests {
         assert_eq!(
             err.as_deref(),
             Some("the root has entry ``: names must be non-empty and free of `.`")
+        );
+    }
+
+    /// A file's tree, built in bulk, is the tree its keys make one at a time, and refuses what
+    /// they refuse, deep keys included.
+    #[test]
+    fn a_file_makes_the_tree_its_keys_make_one_at_a_time() {
+        let deep = vec!["d"; super::BULK_DEPTH + 6].join(".");
+        let keys = [
+            "params.b.w",
+            "params.a",
+            "params.a-x",
+            "params.b_1.w",
+            "params.b.v",
+            "z",
+            deep.as_str(),
+        ];
+        let tensor = |i: u8| Tensor::from_array(&array![i, i + 1]);
+        let leaves: Vec<(String, Tensor)> = keys
+            .iter()
+            .zip(0..)
+            .map(|(k, i)| (k.to_string(), tensor(i)))
+            .collect();
+        let file = |leaves: &[(String, Tensor)]| {
+            let flat: Vec<(String, &dyn crate::Leaf)> = leaves
+                .iter()
+                .map(|(k, t)| (k.clone(), t as &dyn crate::Leaf))
+                .collect();
+            super::write_flat(&flat, None).expect("a flat file")
+        };
+        for n in [keys.len() - 1, keys.len()] {
+            let bytes = file(&leaves[..n]);
+            let (tree, _) = super::deserialize_tree(&bytes).expect("a tree");
+            let one_at_a_time = Tree::unflatten(leaves[..n].iter().cloned()).expect("a tree");
+            assert_eq!(tree, one_at_a_time, "{n} keys");
+        }
+        // `a` beside its own dict, with a name between them in key order.
+        let both: Vec<(String, Tensor)> = ["a", "a-b", "a.c"]
+            .iter()
+            .zip(0..)
+            .map(|(k, i)| (k.to_string(), tensor(i)))
+            .collect();
+        let err = super::deserialize_tree(&file(&both))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("key `a.c` is both a tensor and a dict of tensors")
         );
     }
 }

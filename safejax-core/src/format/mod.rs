@@ -128,14 +128,13 @@ pub(crate) fn check_names<'k>(names: impl IntoIterator<Item = &'k str>) -> Resul
 
 /// Refuses a leaf whose shape a reader would refuse (see [`byte_size`]), or whose byte length is
 /// not what its shape and dtype need, which would shift every tensor after it.
-fn check_size(name: &str, leaf: &dyn Leaf, shape: &[usize]) -> Result<()> {
-    let dtype = leaf.dtype();
-    let reason = match byte_size(dtype, shape) {
-        Ok(size) if size == leaf.data_len() => return Ok(()),
-        Ok(size) => format!(
-            "of shape {shape:?} and dtype {dtype} holds {} bytes instead of {size}",
-            leaf.data_len()
-        ),
+fn check_size(name: &str, leaf: &Described<'_>) -> Result<()> {
+    let Described { shape, dtype, len } = leaf;
+    let reason = match byte_size(*dtype, shape) {
+        Ok(size) if size == *len => return Ok(()),
+        Ok(size) => {
+            format!("of shape {shape:?} and dtype {dtype} holds {len} bytes instead of {size}")
+        }
         Err(why) => format!("of shape {shape:?} and dtype {dtype} {why}"),
     };
     Err(Error::Invalid {
@@ -156,17 +155,16 @@ fn check_size(name: &str, leaf: &dyn Leaf, shape: &[usize]) -> Result<()> {
 /// first (and its `serialize` reserves a buffer for the whole file).
 fn header(
     tensors: &[(String, &dyn Leaf)],
-    shapes: &[Cow<'_, [usize]>],
+    described: &[Described<'_>],
     metadata: &Metadata,
 ) -> Result<(Vec<u8>, Vec<usize>)> {
     let mut order: Vec<usize> = (0..tensors.len()).collect();
     order.sort_by(|&a, &b| {
-        let (left, right) = (&tensors[a], &tensors[b]);
+        let (left, right) = (&described[a], &described[b]);
         right
-            .1
-            .dtype()
-            .cmp(&left.1.dtype())
-            .then(left.0.cmp(&right.0))
+            .dtype
+            .cmp(&left.dtype)
+            .then(tensors[a].0.cmp(&tensors[b].0))
     });
     let layout_error =
         |e: serde_json::Error| Error::format(0, format!("cannot write the header: {e}"));
@@ -180,8 +178,8 @@ fn header(
     }
     let mut offset = 0usize;
     for &i in &order {
-        let (name, leaf) = &tensors[i];
-        let end = offset.checked_add(leaf.data_len()).ok_or_else(|| {
+        let (name, leaf) = (&tensors[i].0, &described[i]);
+        let end = offset.checked_add(leaf.len).ok_or_else(|| {
             Error::format(0, format!("tensor `{name}` ends past the largest offset"))
         })?;
         if json.len() > LEN_BYTES + 1 {
@@ -189,9 +187,9 @@ fn header(
         }
         serde_json::to_writer(&mut json, name).map_err(layout_error)?;
         json.extend_from_slice(b":{\"dtype\":");
-        serde_json::to_writer(&mut json, &leaf.dtype()).map_err(layout_error)?;
+        serde_json::to_writer(&mut json, &leaf.dtype).map_err(layout_error)?;
         json.extend_from_slice(b",\"shape\":");
-        serde_json::to_writer(&mut json, &*shapes[i]).map_err(layout_error)?;
+        serde_json::to_writer(&mut json, &*leaf.shape).map_err(layout_error)?;
         json.extend_from_slice(b",\"data_offsets\":");
         serde_json::to_writer(&mut json, &(offset, end)).map_err(layout_error)?;
         json.push(b'}');
@@ -210,6 +208,13 @@ fn header(
     Ok((json, order))
 }
 
+/// What a leaf says of itself, asked once.
+struct Described<'a> {
+    shape: Cow<'a, [usize]>,
+    dtype: Dtype,
+    len: usize,
+}
+
 /// A checked file about to be written: its header, and the order of the tensors' data.
 pub(crate) struct Layout {
     head: Vec<u8>,
@@ -222,12 +227,21 @@ impl Layout {
     /// header, before anything is written anywhere.
     pub(crate) fn new(tensors: &[(String, &dyn Leaf)], metadata: &Metadata) -> Result<Self> {
         check_names(tensors.iter().map(|(name, _)| name.as_str()))?;
-        let shapes: Vec<Cow<'_, [usize]>> = tensors.iter().map(|(_, leaf)| leaf.shape()).collect();
-        for ((name, leaf), shape) in tensors.iter().zip(&shapes) {
-            check_size(name, *leaf, shape)?;
+        // Each leaf asked once, into one list: the sort and the header read that, not leaves
+        // wherever they are in memory.
+        let described: Vec<Described<'_>> = tensors
+            .iter()
+            .map(|(_, leaf)| Described {
+                shape: leaf.shape(),
+                dtype: leaf.dtype(),
+                len: leaf.data_len(),
+            })
+            .collect();
+        for ((name, _), leaf) in tensors.iter().zip(&described) {
+            check_size(name, leaf)?;
         }
-        let (head, order) = header(tensors, &shapes, metadata)?;
-        let data_len = tensors.iter().map(|(_, leaf)| leaf.data_len()).sum();
+        let (head, order) = header(tensors, &described, metadata)?;
+        let data_len = described.iter().map(|leaf| leaf.len).sum();
         Ok(Layout {
             head,
             order,
