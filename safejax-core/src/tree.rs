@@ -155,24 +155,10 @@ impl Tree {
 
     /// Every tensor with its `.`-joined key, sorted. Empty dicts vanish, as in Python.
     pub fn flatten(&self) -> Result<Vec<(String, &Tensor)>> {
-        let mut out = Vec::with_capacity(self.tensors());
+        // Grown as it goes: counting first would walk the tree twice, which measured slower.
+        let mut out = Vec::new();
         self.each(|key, tensor| out.push((key.to_owned(), tensor)))?;
         Ok(out)
-    }
-
-    /// How many tensors the tree holds, at every level.
-    fn tensors(&self) -> usize {
-        let mut count = 0;
-        let mut waiting = vec![self];
-        while let Some(tree) = waiting.pop() {
-            for node in tree.entries.values() {
-                match node {
-                    Node::Tensor(_) => count += 1,
-                    Node::Tree(tree) => waiting.push(tree),
-                }
-            }
-        }
-        count
     }
 
     /// Calls `f` with every tensor and its `.`-joined key, in key order; an error names the dict
