@@ -574,9 +574,14 @@ fn bulk_level(items: &mut [(&str, Option<Tensor>)], at: usize) -> Option<Tree> {
                 i += 1;
             }
             Some(dot) => {
-                // The keys of this dict: those that start with its prefix and its `.`.
+                // The keys of this dict: those that start with its prefix and its `.`, found
+                // by a scan, not a binary search, which would read keys from all over the
+                // header for every small dict.
                 let prefix = &key[..at + dot + 1];
-                let end = i + items[i..].partition_point(|(k, _)| k.starts_with(prefix));
+                let mut end = i + 1;
+                while end < items.len() && items[end].0.starts_with(prefix) {
+                    end += 1;
+                }
                 let dict = bulk_level(&mut items[i..end], prefix.len())?;
                 entries.push((rest[..dot].to_owned(), Node::Tree(dict)));
                 i = end;

@@ -110,7 +110,9 @@ pub(crate) fn byte_size(dtype: Dtype, shape: &[usize]) -> Result<usize, &'static
 
 /// Checks names before anything is written: no duplicates, none reserved or empty.
 pub(crate) fn check_names<'k>(names: impl IntoIterator<Item = &'k str>) -> Result<()> {
-    let mut seen = HashSet::new();
+    let names = names.into_iter();
+    // Sized once: a set grown name by name rehashes every name again and again.
+    let mut seen = HashSet::with_capacity(names.size_hint().0);
     for name in names {
         if name.is_empty() || name == METADATA_KEY {
             return Err(Error::ReservedKey {
