@@ -216,9 +216,20 @@ const fn collect_collections(
     }
     match kind {
         Kind::Leaf(_) => {
+            // A model's leaves are most of the walk: compared in few calls (a call costs const
+            // evaluation more than a dozen steps).
+            let wanted: &[u8] = match collection {
+                Some(c) => c.as_bytes(),
+                None => b"",
+            };
             let mut k = 0;
-            while k < heads.count {
-                if same(heads.collections[k], collection) {
+            while k < heads.count && k < MAX_HEADS {
+                let known = match heads.collections[k] {
+                    Some(c) => c.as_bytes(),
+                    None => b"",
+                };
+                // Names are never empty: `b""` is none.
+                if same_bytes(known, wanted) {
                     return;
                 }
                 k += 1;
@@ -233,14 +244,15 @@ const fn collect_collections(
                 Some(own) if !pinned => Some(own),
                 _ => collection,
             };
+            let fields = schema.fields;
             let mut i = 0;
-            while i < schema.fields.len() {
-                let field = &schema.fields[i];
-                let (c, pinned) = match field.info.collection {
-                    Some(c) => (Some(c), true),
-                    None => (collection, false),
-                };
-                collect_collections(field.kind, c, pinned, heads);
+            let n = fields.len();
+            while i < n {
+                let field = &fields[i];
+                match field.info.collection {
+                    Some(c) => collect_collections(field.kind, Some(c), true, heads),
+                    None => collect_collections(field.kind, collection, false, heads),
+                }
                 i += 1;
             }
         }
@@ -251,12 +263,20 @@ const fn collect_collections(
     }
 }
 
-const fn same(a: Option<&str>, b: Option<&str>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => eq(a, b),
-        _ => false,
+/// Whether two byte strings are equal, by indexing: no library call past the lengths.
+const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
     }
+    let mut i = 0;
+    while i < n {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The patterns of one field, kept for comparison with another's.
