@@ -140,9 +140,7 @@ const fn starts_alike(
 /// Whether the steps of two fields (one at least named) could render alike.
 const fn steps_alike(a: &FieldSchema, b: &FieldSchema) -> bool {
     match (a.info.name, b.info.name) {
-        (Some(x), Some(y)) => {
-            eq(x, y) || (open(a) && starts_with(y, x)) || (open(b) && starts_with(x, y))
-        }
+        (Some(x), Some(y)) => eq(x, y) || opens_to(a, x, y) || opens_to(b, y, x),
         (Some(name), None) => position_named(b, name),
         (None, Some(name)) => position_named(a, name),
         (None, None) => false,
@@ -158,7 +156,7 @@ const fn position_named(field: &FieldSchema, name: &str) -> bool {
 /// Whether a field's step can be `name`, the first component of the other key.
 const fn step_is(field: &FieldSchema, name: &str) -> bool {
     match field.info.name {
-        Some(own) => eq(own, name) || (open(field) && starts_with(name, own)),
+        Some(own) => eq(own, name) || opens_to(field, own, name),
         None => starts_with(name, "layers_"),
     }
 }
@@ -169,17 +167,41 @@ const fn open(field: &FieldSchema) -> bool {
     if field.flatten {
         return true;
     }
-    let mut kind = field.kind;
-    while let Kind::Optional(inner) = kind {
-        kind = inner;
-    }
-    match kind {
+    match unwrapped(field.kind) {
         Kind::List(_) | Kind::Array(..) => {
             !matches!(field.info.numbering, crate::key::Numbering::Nested)
         }
         Kind::Map(_) => true,
         _ => false,
     }
+}
+
+/// Whether a field named `name` can go on past its name as far as `other` (which starts with
+/// it): a flattened list's positions anywhere, a map's entry after `_`, a list's element after
+/// `_` and a digit. So `blocks_a` is no element of `blocks`, and such a pair is not compared in
+/// full, which would walk both fields' keys in every style.
+const fn opens_to(field: &FieldSchema, name: &str, other: &str) -> bool {
+    if !open(field) || !starts_with(other, name) {
+        return false;
+    }
+    let rest = other.as_bytes().split_at(name.len()).1;
+    if field.flatten {
+        return true;
+    }
+    let joined = rest.len() >= 2 && rest[0] == b'_';
+    match unwrapped(field.kind) {
+        Kind::Map(_) => joined,
+        _ => joined && rest[1].is_ascii_digit(),
+    }
+}
+
+/// `kind` without the options around it.
+const fn unwrapped(kind: &Kind) -> &Kind {
+    let mut kind = kind;
+    while let Kind::Optional(inner) = kind {
+        kind = inner;
+    }
+    kind
 }
 
 const fn eq(a: &str, b: &str) -> bool {

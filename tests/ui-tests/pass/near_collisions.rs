@@ -20,6 +20,8 @@ struct Linear {
 struct Flax {
     blocks: Vec<Dense>,
     blocks_norm: Dense,
+    // A list's elements go on with `_` and a digit.
+    blocks_a: Vec<Dense>,
     #[safejax(collection = "batch_stats")]
     blocks_0: Dense,
     b: Array1<f32>,
