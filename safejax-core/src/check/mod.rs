@@ -23,7 +23,7 @@ pub(crate) use report::{check_headers, sorted_names};
 #[cfg(test)]
 mod tests;
 
-use self::path::{Buf, Cursor, Name, Path, collection_number};
+use self::path::{Buf, Cursor, Name, Path};
 use crate::Dtype;
 use crate::key::Numbering;
 use crate::reader::MAX_ENTRY_CANDIDATES;
@@ -828,6 +828,29 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         };
         out.count += 1;
     }
+}
+
+/// The number of collection `c` in `collections` (sorted, [`Table::collections`]): 0 for none,
+/// `usize::MAX` for one not there.
+pub(crate) const fn collection_number(collections: &[&str], c: Option<&str>) -> usize {
+    let Some(c) = c else {
+        return 0;
+    };
+    let c = c.as_bytes();
+    let (mut lo, mut hi) = (0, collections.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let here = collections[mid].as_bytes();
+        if eq(here, c) {
+            return mid + 1;
+        }
+        if less(here, c) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    usize::MAX
 }
 
 /// The big-endian `u32` at `at` of `bytes`.

@@ -3,6 +3,7 @@
 //! any map key), rendered as bytes no key contains, so that the collision check compares the
 //! patterns of two fields.
 
+use super::collection_number;
 use crate::key::{HaikuSep, MAX_DEPTH, Numbering};
 use crate::schema::FieldSchema;
 use crate::style::{OBJAX_DEFAULT_KIND, Style};
@@ -607,10 +608,7 @@ impl<'t> Path<'t> {
     pub(crate) const fn key_cursor(&self) -> Cursor {
         let tree = self.tree;
         if let Style::Objax = self.style {
-            let kind = match self.collection {
-                Some(c) => c,
-                None => OBJAX_DEFAULT_KIND,
-            };
+            let kind = objax_kind(self.collection);
             return self.cursor().feed_str(tree, "::").feed_str(tree, kind);
         }
         if self.len == 0 {
@@ -656,10 +654,7 @@ impl<'t> Path<'t> {
             if len == 0 {
                 return Cursor::DEAD;
             }
-            let kind = match collection {
-                Some(k) => k,
-                None => OBJAX_DEFAULT_KIND,
-            };
+            let kind = objax_kind(collection);
             let mut c = self.cursors[len];
             if let Some(class) = self.segs[len - 1].class {
                 c = c.feed_range(tree, b"(", 0, 1);
@@ -684,10 +679,7 @@ impl<'t> Path<'t> {
 
     /// Whether [`Path::render_key`] may pass [`MAX_KEY`]: a bound, checked by rendering.
     pub(crate) const fn may_overflow(&self) -> bool {
-        let collection = match self.collection {
-            Some(c) => c.len(),
-            None => OBJAX_DEFAULT_KIND.len(),
-        };
+        let collection = objax_kind(self.collection).len();
         self.text.overflow || self.text.len + collection + 8 > MAX_KEY
     }
 
@@ -698,10 +690,7 @@ impl<'t> Path<'t> {
             Style::Objax => {
                 self.render_prefix(out);
                 out.push_str("::");
-                match self.collection {
-                    Some(c) => out.push_str(c),
-                    None => out.push_str(OBJAX_DEFAULT_KIND),
-                }
+                out.push_str(objax_kind(self.collection));
             }
             _ => {
                 if with_collection && let Some(c) = self.collection {
@@ -805,42 +794,10 @@ const fn push_name(name: Name<'_>, out: &mut Buf) {
     }
 }
 
-/// The number of collection `c` in `collections` (sorted): 0 for none, `usize::MAX` for one not
-/// there.
-pub(crate) const fn collection_number(collections: &[&str], c: Option<&str>) -> usize {
-    let Some(c) = c else {
-        return 0;
-    };
-    let (mut lo, mut hi) = (0, collections.len());
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        match compare(collections[mid].as_bytes(), c.as_bytes()) {
-            core::cmp::Ordering::Less => lo = mid + 1,
-            core::cmp::Ordering::Greater => hi = mid,
-            core::cmp::Ordering::Equal => return mid + 1,
-        }
-    }
-    usize::MAX
-}
-
-const fn compare(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
-    let (n, m) = (a.len(), b.len());
-    let mut i = 0;
-    while i < n && i < m {
-        if a[i] != b[i] {
-            return if a[i] < b[i] {
-                core::cmp::Ordering::Less
-            } else {
-                core::cmp::Ordering::Greater
-            };
-        }
-        i += 1;
-    }
-    if n < m {
-        core::cmp::Ordering::Less
-    } else if n > m {
-        core::cmp::Ordering::Greater
-    } else {
-        core::cmp::Ordering::Equal
+/// An Objax key's variable kind: its collection, else `TrainVar`.
+const fn objax_kind(collection: Option<&'static str>) -> &'static str {
+    match collection {
+        Some(kind) => kind,
+        None => OBJAX_DEFAULT_KIND,
     }
 }
