@@ -84,6 +84,14 @@ fn bench_case(c: &mut Criterion, dir: &Path, case: Case) {
     load.bench_function("floor-read", |b| {
         b.iter(|| common::floor_read(black_box(&path)))
     });
+    if case.tensors > BIG.tensors {
+        load.bench_function("floor-json", |b| {
+            b.iter(|| common::floor_json(black_box(&bytes)))
+        });
+        load.bench_function("floor-arrays", |b| {
+            b.iter(|| common::floor_arrays(black_box(&bytes), layers))
+        });
+    }
     let mut buffer = Vec::new();
     assert!(common::floor_read_into(&path, &mut buffer) == bytes);
     load.bench_function("floor-read-warm", |b| {
@@ -162,6 +170,13 @@ fn check_contenders(
     assert!(common::hand_load(path, layers) == *model);
     assert!(common::hand_load_mmap(path, layers) == *model);
     assert!(common::floor_read(path) == bytes);
+    if layers > BIG.tensors {
+        // The file holds the tensors in the order of their names, not of the layers.
+        let total = |m: &Model| m.layers.iter().map(|l| l.w.sum() as f64).sum::<f64>();
+        let arrays = common::floor_arrays(bytes, layers);
+        assert!(arrays.layers.len() == layers && total(&arrays) == total(model));
+        assert!(common::floor_json(bytes) + 8 < bytes.len());
+    }
 
     let saved = |what: &str| {
         let written = std::fs::read(target).expect("read the saved file");

@@ -90,12 +90,20 @@ pub fn searchable<'k>(
     key: impl Fn(usize, usize) -> &'k str,
     strip: bool,
 ) -> Vec<(u32, u32, u32)> {
-    let mut names = Vec::new();
+    let total: usize = counts.iter().sum();
+    let mut names = Vec::with_capacity(if strip { 2 * total } else { total });
+    // Whole keys first, then the parts after the dots: a file's entries usually come sorted
+    // (writers sort them), and so do their parts after a shared collection, so the sort below
+    // mostly merges a few sorted runs instead of sorting.
     for (part, &count) in counts.iter().enumerate() {
-        for entry in 0..count {
-            names.push((part as u32, entry as u32, 0));
-            if strip && let Some(dot) = key(part, entry).find('.') {
-                names.push((part as u32, entry as u32, dot as u32 + 1));
+        names.extend((0..count).map(|entry| (part as u32, entry as u32, 0)));
+    }
+    if strip {
+        for (part, &count) in counts.iter().enumerate() {
+            for entry in 0..count {
+                if let Some(dot) = key(part, entry).find('.') {
+                    names.push((part as u32, entry as u32, dot as u32 + 1));
+                }
             }
         }
     }
