@@ -216,6 +216,33 @@ impl Saver {
         atomic::replace(path, self.read_only, |file| layout.write(leaves, file))
     }
 
+    /// Saves named tensors as they are, keys given whole, as [`Saver::save`] saves a value's:
+    /// for tensors that no Rust type describes (a file being converted, tensors computed on the
+    /// fly). The saver's metadata is written; its style and collections play no part.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use safejax_core::{Leaf, Saver, Tensor, flax};
+    ///
+    /// let kernel = Tensor::from_array(&array![[1.0f32, 2.0]]);
+    /// let path = std::env::temp_dir().join("safejax-doc-save-tensors.safetensors");
+    /// Saver::new().save_tensors(&[("params.Dense_0.kernel".to_owned(), &kernel as &dyn Leaf)], &path)?;
+    /// assert_eq!(flax::deserialize_file(&path)?.tensor("params.Dense_0.kernel"), Some(&kernel));
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
+    pub fn save_tensors(
+        &self,
+        tensors: &[(String, &dyn Leaf)],
+        path: impl AsRef<Path>,
+    ) -> Result<()> {
+        self.save_leaves(tensors, path.as_ref())
+    }
+
+    /// Named tensors as safetensors bytes, as [`Saver::save_tensors`] writes them.
+    pub fn tensors_to_bytes(&self, tensors: &[(String, &dyn Leaf)]) -> Result<Vec<u8>> {
+        self.leaves_to_bytes(tensors)
+    }
+
     /// The keys `value` writes, sorted. Duplicates are an error, as on save.
     pub fn keys<T: SafeParams>(&self, value: &T) -> Result<Vec<String>> {
         sorted_keys(self.collect(value)?)
