@@ -5,8 +5,6 @@
 //! that of an Objax `VarCollection`. Leaves are [`Tensor`]s, which keep the file's dtype, shape
 //! and bytes losslessly and convert to and from ndarray.
 
-use std::collections::BTreeMap;
-use std::collections::btree_map;
 use std::fmt::{self, Write as _};
 use std::mem;
 use std::path::Path;
@@ -17,6 +15,11 @@ use crate::format::{self, Layout, Metadata, Parsed};
 use crate::io::write_atomically;
 use crate::source::{self, Input};
 use crate::tensor::{Leaf, LeafMut, Tensor};
+
+mod entries;
+
+use entries::Entries;
+pub use entries::Iter;
 
 /// A node of a [`Tree`]: a tensor, or a nested dict.
 // The derived impls only hand a nested dict to `Tree`'s own impls, which do not recurse.
@@ -88,7 +91,7 @@ impl From<Tree> for Node {
 /// ```
 #[derive(Default)]
 pub struct Tree {
-    entries: BTreeMap<String, Node>,
+    entries: Entries,
 }
 
 impl Tree {
@@ -139,7 +142,7 @@ impl Tree {
     }
 
     /// The entries of this level, sorted by name.
-    pub fn iter(&self) -> btree_map::Iter<'_, String, Node> {
+    pub fn iter(&self) -> Iter<'_> {
         self.entries.iter()
     }
 
@@ -167,7 +170,7 @@ impl Tree {
         // The key of the dict being walked; each parent waits with its entries left and the
         // length of its own key.
         let mut prefix = String::new();
-        let mut parents: Vec<(btree_map::Iter<'a, String, Node>, usize)> = Vec::new();
+        let mut parents: Vec<(Iter<'a>, usize)> = Vec::new();
         let mut entries = self.entries.iter();
         loop {
             let Some((name, node)) = entries.next() else {
@@ -221,8 +224,7 @@ impl Tree {
         for dir in dirs.split('.').filter(|_| !dirs.is_empty()) {
             let entry = level
                 .entries
-                .entry(dir.to_owned())
-                .or_insert_with(|| Node::Tree(Tree::new()));
+                .get_or_insert_with(dir, || Node::Tree(Tree::new()));
             level = match entry {
                 Node::Tree(tree) => tree,
                 Node::Tensor(_) => return Err(conflict(key)),
@@ -264,7 +266,7 @@ impl Clone for Tree {
     fn clone(&self) -> Self {
         /// A dict being copied: its entries left to copy, and the copies made so far.
         struct Copying<'t> {
-            left: btree_map::Iter<'t, String, Node>,
+            left: Iter<'t>,
             done: Vec<(String, Node)>,
         }
 
@@ -289,9 +291,8 @@ impl Clone for Tree {
                     parents.push((mem::replace(&mut level, start(tree)), name));
                 }
                 None => {
-                    // The entries come sorted, so collecting them builds the map in bulk.
                     let copy = Tree {
-                        entries: mem::take(&mut level.done).into_iter().collect(),
+                        entries: Entries::from_sorted(mem::take(&mut level.done)),
                     };
                     let Some((parent, name)) = parents.pop() else {
                         return copy;
@@ -381,7 +382,7 @@ impl fmt::Debug for Tree {
 
 /// One dict being printed by `Tree`'s `Debug`: its entries left, and its layout.
 struct Printing<'t> {
-    left: btree_map::Iter<'t, String, Node>,
+    left: Iter<'t>,
     /// One entry a line (`{:#?}`), or all on one line (`{:?}`).
     pretty: bool,
     /// Whether no entry has been printed yet.
@@ -475,7 +476,7 @@ impl fmt::Write for Indented<'_, '_> {
 
 impl<'a> IntoIterator for &'a Tree {
     type Item = (&'a String, &'a Node);
-    type IntoIter = btree_map::Iter<'a, String, Node>;
+    type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.entries.iter()
@@ -485,7 +486,7 @@ impl<'a> IntoIterator for &'a Tree {
 impl FromIterator<(String, Node)> for Tree {
     fn from_iter<I: IntoIterator<Item = (String, Node)>>(iter: I) -> Self {
         Tree {
-            entries: iter.into_iter().collect(),
+            entries: Entries::from_unsorted(iter.into_iter().collect()),
         }
     }
 }
@@ -594,7 +595,7 @@ fn bulk_level(items: &mut [(&str, Option<Tensor>)], at: usize) -> Option<Tree> {
         return None;
     }
     Some(Tree {
-        entries: entries.into_iter().collect(),
+        entries: Entries::from_sorted(entries),
     })
 }
 
@@ -727,7 +728,7 @@ pub struct Var {
 
 /// An Objax `VarCollection`: full variable paths (`(MLP).layers(Sequential)[0](Linear).w`) to
 /// variables, sorted.
-pub type VarCollection = BTreeMap<String, Var>;
+pub type VarCollection = std::collections::BTreeMap<String, Var>;
 
 /// `safejax.objax`: Objax `VarCollection`s, keys suffixed with `::VarKind`.
 ///
