@@ -3,6 +3,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::mem;
 
 use safetensors::tensor::TensorView;
 
@@ -91,6 +92,8 @@ pub struct Reader<'d> {
     /// Keys asked for in collections that no file holds, with the collection.
     uncovered: Vec<(String, String)>,
     report: LoadReport,
+    /// The memory each key is rendered into, reused.
+    scratch: String,
     hits: usize,
     /// Above zero while candidate map entries are tried: a key already read then counts as
     /// absent, so that the first candidate that reads it keeps it.
@@ -130,6 +133,7 @@ impl<'d> Reader<'d> {
             collisions,
             uncovered: Vec::new(),
             report: LoadReport::default(),
+            scratch: String::new(),
             hits: 0,
             probing: 0,
         }
@@ -183,10 +187,11 @@ impl<'d> Reader<'d> {
             .position(|p| p.spec.holds(path.collection()))
     }
 
-    /// Takes the tensor at `path` (its key, part and entry), or records it as missing. A tensor
-    /// is handed out once: a second request for the same key (two fields rendering to one key) is
-    /// recorded as a problem.
-    fn take(&mut self, path: &KeyPath) -> Option<(String, usize, usize)> {
+    /// Takes the tensor at `path` (its part and entry), or records it as missing. A tensor is
+    /// handed out once: a second request for the same key (two fields rendering to one key) is
+    /// recorded as a problem. The key is rendered into memory reused key after key, and kept
+    /// only for a problem ([`Reader::key`] renders it again for a problem found later).
+    fn take(&mut self, path: &KeyPath) -> Option<(usize, usize)> {
         let Some(part) = self.part_for(path) else {
             // Missing: with `allow_missing`, an in-place load keeps the current value.
             let key = self.style.render(path, true);
@@ -195,9 +200,10 @@ impl<'d> Reader<'d> {
             self.report.missing.push(key);
             return None;
         };
-        let key = self
-            .style
-            .render(path, self.parts[part].spec.with_collection);
+        let mut key = mem::take(&mut self.scratch);
+        key.clear();
+        self.style
+            .render_into(path, self.parts[part].spec.with_collection, &mut key);
         let Some(i) = self.find(part, &key) else {
             self.report.missing.push(key);
             return None;
@@ -222,7 +228,8 @@ impl<'d> Reader<'d> {
             return None;
         }
         file.used[i] = true;
-        Some((key, part, i))
+        self.scratch = key;
+        Some((part, i))
     }
 
     /// Takes the tensor at `path` and converts it with `decode`, recording any problem. The
@@ -233,10 +240,11 @@ impl<'d> Reader<'d> {
         path: &KeyPath,
         decode: impl FnOnce(&TensorRef<'_, 'd>, DtypePolicy) -> Result<T, LeafProblem>,
     ) -> Option<T> {
-        let (key, part, i) = self.take(path)?;
+        let (part, i) = self.take(path)?;
         match decode(&self.parts[part].parsed.tensor(i), self.policy) {
             Ok(value) => Some(value),
             Err(problem) => {
+                let key = self.key(path);
                 self.report.record(key, problem);
                 None
             }
@@ -658,7 +666,7 @@ impl<'d> Reader<'d> {
         if allow_missing {
             self.report.missing.truncate(missing_before);
         }
-        let (key, part, i) = taken?;
+        let (part, i) = taken?;
         let staged = self.parts[part].parsed.tensor(i).staged();
         let checked = staged
             .map_err(|e| LeafProblem::Unreadable(e.to_string()))
@@ -670,6 +678,7 @@ impl<'d> Reader<'d> {
         match checked {
             Ok(staged) => Some(staged),
             Err(problem) => {
+                let key = self.key(path);
                 self.report.record(key, problem);
                 None
             }

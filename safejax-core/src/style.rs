@@ -61,21 +61,26 @@ impl Style {
     /// ```
     pub fn render(self, path: &KeyPath, with_collection: bool) -> String {
         let mut out = String::new();
+        self.render_into(path, with_collection, &mut out);
+        out
+    }
+
+    /// [`Style::render`] appending to `out`, whose memory a caller can reuse key after key.
+    pub(crate) fn render_into(self, path: &KeyPath, with_collection: bool, out: &mut String) {
         match self {
             Style::Flax | Style::Haiku => {
                 if with_collection && let Some(collection) = path.collection() {
                     out.push_str(collection);
                     out.push('.');
                 }
-                self.render_steps(path.segments(), &mut out, false);
+                self.render_steps(path.segments(), out, false);
             }
             Style::Objax => {
-                render_objax(path, &mut out);
+                render_objax(path, out);
                 out.push_str("::");
                 out.push_str(path.collection().unwrap_or(OBJAX_DEFAULT_KIND));
             }
         }
-        out
     }
 
     /// What every key under `path` starts with, leaving out the collection: the text a file key

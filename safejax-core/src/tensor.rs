@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use ndarray::{Array, ArrayBase, Data, DataMut, Dimension, IxDyn};
+use ndarray::{Array, ArrayBase, Data, DataMut, Dimension};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
@@ -75,8 +75,18 @@ fn array_of<T: Element, D: Dimension>(
     shape: &[usize],
     data: Vec<T>,
 ) -> Result<Array<T, D>, LeafProblem> {
-    Array::from_shape_vec(IxDyn(shape), data)
-        .and_then(|a| a.into_dimensionality::<D>())
+    // The shape straight into `D` (its rank was checked), not through `IxDyn` and a
+    // conversion, which builds the shape and strides twice.
+    if let Some(rank) = D::NDIM
+        && rank != shape.len()
+    {
+        return Err(LeafProblem::Value(format!(
+            "cannot build an array of rank {rank} from shape {shape:?}"
+        )));
+    }
+    let mut dim = D::zeros(shape.len());
+    dim.slice_mut().copy_from_slice(shape);
+    Array::from_shape_vec(dim, data)
         .map_err(|e| LeafProblem::Value(format!("cannot build an array of shape {shape:?}: {e}")))
 }
 
@@ -409,6 +419,6 @@ mod tests {
             t.to_array_with::<f64, ndarray::Ix1>(DtypePolicy::ConvertFloats)
                 .is_ok()
         );
-        assert!(t.to_array::<f32, IxDyn>().is_ok());
+        assert!(t.to_array::<f32, ndarray::IxDyn>().is_ok());
     }
 }
