@@ -419,7 +419,7 @@ struct WithCache {
 }
 
 #[test]
-fn collections_other_than_params_and_batch_stats_are_refused_on_save()
+fn collections_other_than_params_and_batch_stats_are_refused()
 -> Result<(), Box<dyn std::error::Error>> {
     let dense = Dense {
         kernel: Array2::zeros((2, 2)),
@@ -440,8 +440,33 @@ fn collections_other_than_params_and_batch_stats_are_refused_on_save()
     assert!(hf::save(&model, &path).is_err());
     assert!(!path.exists(), "nothing is written");
 
-    // A value in no collection: the root struct needs `collection = "params"`.
-    let err = hf::to_bytes(&dense).expect_err("no collection");
+    // Loads refuse it too, from a file that holds its keys.
+    let flax = Metadata::from([("format".to_owned(), "flax".to_owned())]);
+    let bytes = Saver::new()
+        .without_collection()
+        .metadata(flax)
+        .to_bytes(&model)?;
+    let err = hf::from_bytes::<WithCache>(&bytes).expect_err("a cache collection");
+    assert!(err.to_string().contains("collection `cache`"), "{err}");
+
+    // Tensors in no collection are the params tree...
+    assert_eq!(FlaxPreset::new().keys(&dense)?, ["bias", "kernel"]);
+    assert_eq!(
+        hf::from_bytes::<Dense>(&hf::to_bytes(&dense)?)?.value,
+        dense
+    );
+    // ...but beside `batch_stats` their keys would name no collection.
+    let norm = BatchNorm {
+        scale: Array1::ones(2),
+        bias: Array1::zeros(2),
+        mean: Array1::zeros(2),
+        var: Array1::ones(2),
+    };
+    let err = hf::to_bytes(&norm).expect_err("no collection beside batch_stats");
+    assert!(
+        matches!(&err, Error::Invalid { key, .. } if key == "scale"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("collection = \"params\""), "{err}");
 
     // A tree's entries are collections.

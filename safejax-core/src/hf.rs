@@ -15,9 +15,24 @@
 //! safetensors from one file only (its sharded Flax checkpoints are msgpack), so this preset
 //! reads and writes one file.
 //!
-//! Declare a model's structs as Flax names it: the root in `collection = "params"` (with
-//! `batch_stats` fields where BatchNorm keeps statistics), and lists of layers that
-//! `transformers` names `layer.0`, `layer.1` with `#[safejax(numbering = "nested")]`.
+//! Declare a model's structs as Flax names it: the root in `collection = "params"`, with
+//! `batch_stats` fields where BatchNorm keeps statistics, and lists of layers that
+//! `transformers` names `layer.0`, `layer.1` with `#[safejax(numbering = "nested")]`. Leaves
+//! in no collection count as `params`. Saves refuse, and loads too, leaves in any other
+//! collection: `transformers` keeps only those two.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use ndarray::{Array1, array};
+//! use safejax_core::hf;
+//!
+//! // Parameters in no collection: the `params` tree, saved without a prefix.
+//! let params = BTreeMap::from([("bias".to_owned(), array![0.5f32, -1.0])]);
+//! let bytes = hf::to_bytes(&params)?;
+//! let loaded = hf::from_bytes::<BTreeMap<String, Array1<f32>>>(&bytes)?;
+//! assert_eq!((&loaded.value, loaded.metadata["format"].as_str()), (&params, "flax"));
+//! # Ok::<(), safejax_core::Error>(())
+//! ```
 //!
 //! ```
 //! use safejax_core::hf;
@@ -30,8 +45,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Typed loads and saves ([`load`], [`save`], [`FlaxPreset`]) take a `#[derive(SafeParams)]`
-//! struct; the `safejax` crate's README shows BERT's.
+//! The `safejax` crate's README declares BERT's structs.
 //!
 //! The tree functions ([`deserialize_file`], [`serialize_to_file`], ...) read and write the
 //! variables dict, `{"params": ..., "batch_stats": ...}`, whichever layout the file has.
@@ -94,10 +108,11 @@ impl Layout {
         }
     }
 
-    /// How a load reads a file of this layout.
+    /// How a load reads a file of this layout: the `params` tree holds the leaves in
+    /// `params` and those in no collection, as a save writes them.
     fn part(self, part: Part<'_>) -> Part<'_> {
         match self {
-            Layout::Params => part.collections([PARAMS]).without_collection(),
+            Layout::Params => part.without_collection(),
             Layout::Variables => part.collections([PARAMS, BATCH_STATS]),
         }
     }
@@ -177,15 +192,14 @@ impl FlaxPreset {
         self
     }
 
-    /// The keys `value` writes, sorted.
+    /// The keys `value` writes, sorted; an error where a save would fail.
     ///
     /// ```
     /// use ndarray::array;
     /// use safejax_core::hf::FlaxPreset;
     ///
-    /// // A map's entries are in no collection: give the root struct `collection = "params"`.
     /// let weights = std::collections::BTreeMap::from([("bias".to_owned(), array![0.0f32])]);
-    /// assert!(FlaxPreset::new().keys(&weights).is_err());
+    /// assert_eq!(FlaxPreset::new().keys(&weights)?, ["bias"]);
     /// # Ok::<(), safejax_core::Error>(())
     /// ```
     pub fn keys<T: SafeParams>(&self, value: &T) -> Result<Vec<String>> {
@@ -202,19 +216,27 @@ impl FlaxPreset {
         self.saver_for(value)?.save(value, path)
     }
 
-    /// Loads a value from bytes in either layout.
+    /// Loads a value from bytes in either layout, strictly unless [`FlaxPreset::loader`] says
+    /// otherwise. A value that a save would refuse (a leaf in another collection) is refused.
     pub fn from_bytes<T: SafeParams>(&self, bytes: &[u8]) -> Result<Loaded<T>> {
         let header = Loader::new().allow_unexpected().check_bytes::<()>(bytes)?;
         let layout = self.layout_of(&header)?;
-        self.flax_loader().read(&[layout.part(Part::bytes(bytes))])
+        let loaded = self
+            .flax_loader()
+            .read(&[layout.part(Part::bytes(bytes))])?;
+        layout_of_value(&loaded.value)?;
+        Ok(loaded)
     }
 
-    /// Loads a value from a file in either layout; the header is read first, to tell which.
+    /// Loads a value from a file in either layout, as [`FlaxPreset::from_bytes`] does. The
+    /// header is read first, to tell the layout and check the format.
     pub fn load<T: SafeParams>(&self, path: impl AsRef<Path>) -> Result<Loaded<T>> {
         let path = path.as_ref();
         let header = Loader::new().allow_unexpected().check::<()>(path)?;
         let layout = self.layout_of(&header)?;
-        self.flax_loader().read(&[layout.part(Part::file(path))])
+        let loaded = self.flax_loader().read(&[layout.part(Part::file(path))])?;
+        layout_of_value(&loaded.value)?;
+        Ok(loaded)
     }
 
     /// Serializes a variables dict: `params` alone without the collection in its keys, or
@@ -253,9 +275,10 @@ impl FlaxPreset {
         } else {
             saver
         };
+        // Every leaf is in `params`, `batch_stats` or (for `Layout::Params`) no collection.
         Ok(match layout_of_value(value)? {
-            Layout::Params => saver.only([PARAMS]).without_collection(),
-            Layout::Variables => saver.only([PARAMS, BATCH_STATS]),
+            Layout::Params => saver.without_collection(),
+            Layout::Variables => saver,
         })
     }
 
@@ -328,37 +351,127 @@ impl FlaxPreset {
 }
 
 /// Serializes `value` as `transformers` saves a Flax model ([`FlaxPreset::to_bytes`]).
+///
+/// ```
+/// use ndarray::array;
+/// use safejax_core::{flax, hf};
+///
+/// let params = std::collections::BTreeMap::from([("bias".to_owned(), array![1.0f32])]);
+/// let (tree, metadata) = flax::deserialize_with_metadata(&hf::to_bytes(&params)?)?;
+/// assert!(tree.tensor("bias").is_some());
+/// assert_eq!(metadata["format"], "flax");
+/// # Ok::<(), safejax_core::Error>(())
+/// ```
 pub fn to_bytes<T: SafeParams>(value: &T) -> Result<Vec<u8>> {
     FlaxPreset::new().to_bytes(value)
 }
 
-/// Saves `value` as `transformers` saves a Flax model ([`FlaxPreset::save`]).
+/// Saves `value` as `transformers` saves a Flax model ([`FlaxPreset::save`]), atomically.
+///
+/// ```
+/// use ndarray::{Array1, array};
+/// use safejax_core::hf;
+///
+/// let params = std::collections::BTreeMap::from([("bias".to_owned(), array![1.0f32])]);
+/// let path = std::env::temp_dir().join("safejax-doc-hf-save.safetensors");
+/// hf::save(&params, &path)?;
+/// assert_eq!(hf::load::<std::collections::BTreeMap<String, Array1<f32>>>(&path)?.value, params);
+/// # Ok::<(), safejax_core::Error>(())
+/// ```
 pub fn save<T: SafeParams>(value: &T, path: impl AsRef<Path>) -> Result<()> {
     FlaxPreset::new().save(value, path)
 }
 
 /// Loads a value from a Hugging Face Flax checkpoint in bytes, strictly
 /// ([`FlaxPreset::from_bytes`]).
+///
+/// ```
+/// use ndarray::Array1;
+/// use safejax_core::hf;
+///
+/// let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/hf/bert_tiny.safetensors"))?;
+/// // A map reads the tensors named `<name>` at the root: a BERT has none.
+/// let err = hf::from_bytes::<std::collections::BTreeMap<String, Array1<f32>>>(&bytes).unwrap_err();
+/// assert!(err.to_string().contains("encoder.layer.0.output.dense.kernel"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn from_bytes<T: SafeParams>(bytes: &[u8]) -> Result<Loaded<T>> {
     FlaxPreset::new().from_bytes(bytes)
 }
 
 /// Loads a value from a Hugging Face Flax checkpoint, strictly ([`FlaxPreset::load`]).
+///
+/// ```
+/// use safejax_core::{Loader, hf};
+///
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/hf/bert_tiny.safetensors");
+/// // `()` reads no tensor, so a strict load reports each of the file's 39 as unexpected...
+/// let err = hf::load::<()>(path).unwrap_err();
+/// assert_eq!(err.report().map(|report| report.len()), Some(39));
+/// // ...and a lenient one lists them.
+/// let lenient = hf::FlaxPreset::new().loader(Loader::new().allow_unexpected());
+/// let loaded = lenient.load::<()>(path)?;
+/// assert!(loaded.ignored.contains(&"encoder.layer.1.output.dense.kernel".to_owned()));
+/// assert_eq!(loaded.metadata["format"], "flax");
+/// # Ok::<(), safejax_core::Error>(())
+/// ```
 pub fn load<T: SafeParams>(path: impl AsRef<Path>) -> Result<Loaded<T>> {
     FlaxPreset::new().load(path)
 }
 
 /// Serializes a variables dict as `transformers` saves it ([`FlaxPreset::serialize`]).
+///
+/// ```
+/// use ndarray::array;
+/// use safejax_core::{Tensor, Tree, flax, hf};
+///
+/// let mut params = Tree::new();
+/// params.insert("scale", Tensor::from_array(&array![1.0f32]));
+/// let mut stats = Tree::new();
+/// stats.insert("mean", Tensor::from_array(&array![0.0f32]));
+/// let mut variables = Tree::new();
+/// variables.insert("params", params.clone());
+/// // `params` alone: keys without the collection.
+/// assert!(flax::deserialize(&hf::serialize(&variables)?)?.tensor("scale").is_some());
+/// // With `batch_stats`: both collections in the keys.
+/// variables.insert("batch_stats", stats);
+/// let tree = flax::deserialize(&hf::serialize(&variables)?)?;
+/// assert!(tree.tensor("params.scale").is_some() && tree.tensor("batch_stats.mean").is_some());
+/// # Ok::<(), safejax_core::Error>(())
+/// ```
 pub fn serialize(variables: &Tree) -> Result<Vec<u8>> {
     FlaxPreset::new().serialize(variables)
 }
 
-/// Saves a variables dict as `transformers` saves it ([`FlaxPreset::serialize_to_file`]).
+/// Saves a variables dict as `transformers` saves it ([`FlaxPreset::serialize_to_file`]),
+/// atomically.
+///
+/// ```
+/// use safejax_core::hf;
+///
+/// let from = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/hf/resnet_tiny.safetensors");
+/// let to = std::env::temp_dir().join("safejax-doc-hf-resnet.safetensors");
+/// hf::serialize_to_file(&hf::deserialize_file(from)?, &to)?;
+/// assert_eq!(std::fs::read(&to)?, std::fs::read(from)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn serialize_to_file(variables: &Tree, path: impl AsRef<Path>) -> Result<()> {
     FlaxPreset::new().serialize_to_file(variables, path)
 }
 
 /// The variables dict of a Hugging Face Flax checkpoint in bytes ([`FlaxPreset::deserialize`]).
+///
+/// ```
+/// use ndarray::array;
+/// use safejax_core::{Metadata, Saver, hf};
+///
+/// // A PyTorch model's file is refused: its tensors have PyTorch's names and layouts.
+/// let pt = Metadata::from([("format".to_owned(), "pt".to_owned())]);
+/// let bytes = Saver::new().metadata(pt).to_bytes(&vec![array![1.0f32]])?;
+/// let err = hf::deserialize(&bytes).unwrap_err();
+/// assert!(err.to_string().contains("PyTorch"), "{err}");
+/// # Ok::<(), safejax_core::Error>(())
+/// ```
 pub fn deserialize(bytes: &[u8]) -> Result<Tree> {
     FlaxPreset::new().deserialize(bytes)
 }
@@ -397,23 +510,33 @@ fn flat_tree(variables: &Tree) -> Result<&Tree> {
 }
 
 /// The layout `value` is saved in: [`Layout::Variables`] when any leaf is in `batch_stats`.
-/// A leaf in another collection, or in none, is refused.
+/// Leaves in no collection count as `params`, except beside `batch_stats`, where their keys
+/// would name no collection; a leaf in another collection is refused.
 fn layout_of_value<T: SafeParams>(value: &T) -> Result<Layout> {
-    let mut collections = Collections {
-        batch_stats: false,
-        error: None,
-    };
+    let mut collections = Collections::default();
     value.visit(&mut KeyPath::new(), &mut collections);
-    match collections.error {
-        Some(error) => Err(error),
-        None if collections.batch_stats => Ok(Layout::Variables),
-        None => Ok(Layout::Params),
+    if let Some(error) = collections.error {
+        return Err(error);
+    }
+    match (collections.batch_stats, collections.unassigned) {
+        (false, _) => Ok(Layout::Params),
+        (true, None) => Ok(Layout::Variables),
+        (true, Some(key)) => Err(Error::Invalid {
+            key,
+            reason: format!(
+                "is in no collection, beside tensors in `{BATCH_STATS}`, so its key would not start with `{PARAMS}.`; give the root struct `#[safejax(collection = \"{PARAMS}\")]`"
+            ),
+        }),
     }
 }
 
 /// Finds the collections of a value's leaves.
+#[derive(Default)]
 struct Collections {
     batch_stats: bool,
+    /// The key of the first leaf in no collection.
+    unassigned: Option<String>,
+    /// The first leaf in a collection that is neither `params` nor `batch_stats`.
     error: Option<Error>,
 }
 
@@ -422,21 +545,21 @@ impl<'a> Visitor<'a> for Collections {
         match path.collection() {
             Some(PARAMS) => {}
             Some(BATCH_STATS) => self.batch_stats = true,
-            collection if self.error.is_none() => {
-                let reason = match collection {
-                    Some(other) => format!(
-                        "is in collection `{other}`, which Hugging Face Flax checkpoints do not hold (only `{PARAMS}` and `{BATCH_STATS}`)"
-                    ),
-                    None => format!(
-                        "is in no collection; give the root struct `#[safejax(collection = \"{PARAMS}\")]`"
-                    ),
-                };
-                self.error = Some(Error::Invalid {
-                    key: Style::Flax.render(path, true),
-                    reason,
-                });
+            None => {
+                if self.unassigned.is_none() {
+                    self.unassigned = Some(Style::Flax.render(path, true));
+                }
             }
-            _ => {}
+            Some(other) => {
+                if self.error.is_none() {
+                    self.error = Some(Error::Invalid {
+                        key: Style::Flax.render(path, true),
+                        reason: format!(
+                            "is in collection `{other}`, which Hugging Face Flax checkpoints do not hold (only `{PARAMS}` and `{BATCH_STATS}`)"
+                        ),
+                    });
+                }
+            }
         }
     }
 
