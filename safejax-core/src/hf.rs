@@ -173,9 +173,9 @@ impl FlaxPreset {
         self
     }
 
-    /// Reads files that have no `format` entry, as older tools wrote them. `transformers`
-    /// refuses them, and so does a load without this; a `format` other than `flax` is
-    /// refused either way.
+    /// Reads files that have no `format` entry, as `safetensors.flax.save_file(params)` and
+    /// Python safejax write them unless given metadata. `transformers` refuses them, and so
+    /// does a load without this; a `format` other than `flax` is refused either way.
     ///
     /// ```
     /// use ndarray::array;
