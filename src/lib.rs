@@ -55,6 +55,8 @@
 //! - [`Style`], [`KeyPath`]: rendering and parsing keys in each convention.
 //! - [`flax`], [`haiku`], [`objax`]: the dynamic API of Python safejax, on [`Tree`] and
 //!   [`VarCollection`] of [`Tensor`]s of any dtype.
+//! - [`hf`]: Hugging Face `transformers`' Flax checkpoints (`save_pretrained(...,
+//!   safe_serialization=True)`), typed ([`hf::load`], [`hf::save`]) and as trees.
 //! - [`Error`] and [`LoadReport`]: every problem of a load in one value.
 //! - [`schema`]: each type's key layout, known at compile time ([`SafeParams::KIND`]), listed by
 //!   [`SafeParams::schema`]; [`Loader::check`] holds a file's header to it without loading, and

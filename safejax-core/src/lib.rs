@@ -14,7 +14,8 @@
 //!   report every problem at once ([`LoadReport`]);
 //! - [`SafeView`]: values that borrow their tensors (`ndarray::ArrayView`) from bytes or a
 //!   [`MappedFile`], loaded at the cost of the header;
-//! - the dynamic tree API mirroring Python safejax: [`flax`], [`haiku`], [`objax`].
+//! - the dynamic tree API mirroring Python safejax: [`flax`], [`haiku`], [`objax`];
+//! - [`hf`]: Hugging Face `transformers`' Flax checkpoints, typed and as trees.
 //!
 //! ```
 //! use ndarray::array;
@@ -35,6 +36,7 @@ pub mod check;
 pub mod dtype;
 pub mod error;
 pub mod format;
+pub mod hf;
 pub mod io;
 pub mod key;
 pub mod params;
