@@ -183,11 +183,38 @@ impl<'d> Reader<'d> {
             .position(|p| p.spec.holds(path.collection()))
     }
 
+    /// The tensor at `path`: the first part holding its collection that has its key (a
+    /// collection may be split over parts, as over the shards of a checkpoint), the key as that
+    /// part writes it, and the entry; or, when none has it, the first part holding the
+    /// collection and its key, without an entry. `None` when no part holds the collection.
+    fn locate(&self, path: &KeyPath) -> Option<(usize, String, Option<usize>)> {
+        let first = self.part_for(path)?;
+        let first_renders = self.parts[first].spec.with_collection;
+        let mut rendered = first_renders;
+        let mut key = self.style.render(path, rendered);
+        for (part, file) in self.parts.iter().enumerate().skip(first) {
+            if !file.spec.holds(path.collection()) {
+                continue;
+            }
+            if file.spec.with_collection != rendered {
+                rendered = file.spec.with_collection;
+                key = self.style.render(path, rendered);
+            }
+            if let Some(i) = self.find(part, &key) {
+                return Some((part, key, Some(i)));
+            }
+        }
+        if rendered != first_renders {
+            key = self.style.render(path, first_renders);
+        }
+        Some((first, key, None))
+    }
+
     /// Takes the tensor at `path` (its key, part and entry), or records it as missing. A tensor
     /// is handed out once: a second request for the same key (two fields rendering to one key) is
     /// recorded as a problem.
     fn take(&mut self, path: &KeyPath) -> Option<(String, usize, usize)> {
-        let Some(part) = self.part_for(path) else {
+        let Some((part, key, found)) = self.locate(path) else {
             // Missing: with `allow_missing`, an in-place load keeps the current value.
             let key = self.style.render(path, true);
             let collection = path.collection().unwrap_or("(none)").to_owned();
@@ -195,10 +222,7 @@ impl<'d> Reader<'d> {
             self.report.missing.push(key);
             return None;
         };
-        let key = self
-            .style
-            .render(path, self.parts[part].spec.with_collection);
-        let Some(i) = self.find(part, &key) else {
+        let Some(i) = found else {
             self.report.missing.push(key);
             return None;
         };
@@ -377,21 +401,18 @@ impl<'d> Reader<'d> {
         if self.probing > 0 {
             return;
         }
-        if let Some(part) = self.part_for(path) {
-            let key = self.key(path);
-            if let Some(i) = self.find(part, &key)
-                && !self.parts[part].used[i]
-            {
-                let tensor = self.parts[part].parsed.tensor(i);
-                let reason = format!(
-                    "is a tensor in the file, but the field here is a {what}: did you mean `{}`?",
-                    rust_type(tensor.dtype(), tensor.shape().len())
-                );
-                self.parts[part].used[i] = true;
-                self.hits += 1;
-                self.report.invalid.push(KeyProblem { key, reason });
-                return;
-            }
+        if let Some((part, key, Some(i))) = self.locate(path)
+            && !self.parts[part].used[i]
+        {
+            let tensor = self.parts[part].parsed.tensor(i);
+            let reason = format!(
+                "is a tensor in the file, but the field here is a {what}: did you mean `{}`?",
+                rust_type(tensor.dtype(), tensor.shape().len())
+            );
+            self.parts[part].used[i] = true;
+            self.hits += 1;
+            self.report.invalid.push(KeyProblem { key, reason });
+            return;
         }
         let Some(list) = path.last().map(|list| list.numbering) else {
             return;

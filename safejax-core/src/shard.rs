@@ -652,14 +652,57 @@ pub(crate) fn save(
     })?;
     step_done(count + 1, index)?;
     let new_names: HashSet<&str> = planned.iter().map(|shard| shard.name.as_str()).collect();
-    for old in &live {
-        // Never a path out of the directory, whatever the old index says.
-        if !new_names.contains(old.as_str()) && is_plain_name(old) {
-            // A shard left behind is only garbage: the new index does not name it.
-            let _ = fs::remove_file(dir.join(old));
+    remove_stale(dir, stem, &live, &new_names);
+    Ok(())
+}
+
+/// Removes the shards the new index does not name: those the old index named, and those named
+/// as this index's shards are (left by a save stopped after it replaced the index). A failure
+/// to remove one leaves only garbage, which no index names.
+fn remove_stale(dir: &Path, stem: &str, live: &[String], new_names: &HashSet<&str>) {
+    // Never a path out of the directory, whatever the old index says.
+    let old = live.iter().filter(|name| is_plain_name(name)).cloned();
+    let named_like_ours = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| is_shard_name(stem, name));
+    let stale: BTreeSet<String> = old.chain(named_like_ours).collect();
+    for name in stale {
+        if !new_names.contains(name.as_str()) {
+            let _ = fs::remove_file(dir.join(name));
         }
     }
-    Ok(())
+}
+
+/// Whether `name` is one a save gives the shards of the index of `stem`:
+/// `{stem}-{k}-of-{n}.safetensors` or `{stem}-{k}-of-{n}.{i}.safetensors`, `k` and `n` of five
+/// digits or more.
+fn is_shard_name(stem: &str, name: &str) -> bool {
+    /// What follows the digits that `text` starts with, if there are at least `least`.
+    fn digits(text: &str, least: usize) -> Option<&str> {
+        let end = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        (end >= least).then(|| &text[end..])
+    }
+    let Some(rest) = name
+        .strip_prefix(stem)
+        .and_then(|rest| rest.strip_prefix('-'))
+    else {
+        return false;
+    };
+    let Some(rest) = digits(rest, 5).and_then(|rest| rest.strip_prefix("-of-")) else {
+        return false;
+    };
+    let Some(rest) = digits(rest, 5) else {
+        return false;
+    };
+    match rest.strip_prefix('.').and_then(|rest| digits(rest, 1)) {
+        Some(after) => after == ".safetensors",
+        None => rest == ".safetensors",
+    }
 }
 
 /// The indices of `leaves` in key order, cut into shards as Hugging Face cuts them: a new
@@ -788,6 +831,28 @@ mod tests {
             "m-00001-of-00002.2.safetensors"
         );
         assert_eq!(free_name("m", 2, 2, &live), "m-00002-of-00002.safetensors");
+    }
+
+    #[test]
+    fn shard_names_are_told_from_others() {
+        for name in [
+            "m-00001-of-00002.safetensors",
+            "m-00001-of-00002.3.safetensors",
+            "m-123456-of-123456.safetensors",
+        ] {
+            assert!(is_shard_name("m", name), "{name}");
+        }
+        for name in [
+            "m.safetensors",
+            "m-0001-of-00002.safetensors",
+            "m-00001-of-00002.safetensors.bak",
+            "m-00001-of-00002..safetensors",
+            "m-00001-of-00002.x.safetensors",
+            "n-00001-of-00002.safetensors",
+            "mm-00001-of-00002.safetensors",
+        ] {
+            assert!(!is_shard_name("m", name), "{name}");
+        }
     }
 
     #[test]
