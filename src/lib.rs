@@ -55,6 +55,9 @@
 //! - [`Style`], [`KeyPath`]: rendering and parsing keys in each convention.
 //! - [`flax`], [`haiku`], [`objax`]: the dynamic API of Python safejax, on [`Tree`] and
 //!   [`VarCollection`] of [`Tensor`]s of any dtype.
+//! - [`shard`]: sharded checkpoints, several safetensors files and a Hugging Face index
+//!   (`model.safetensors.index.json`); every file load and save takes the index's path, and
+//!   [`Saver::max_shard_size`] sets the shards' size.
 //! - [`Error`] and [`LoadReport`]: every problem of a load in one value.
 //! - [`schema`]: each type's key layout, known at compile time ([`SafeParams::KIND`]), listed by
 //!   [`SafeParams::schema`]; [`Loader::check`] holds a file's header to it without loading, and
