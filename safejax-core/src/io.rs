@@ -325,8 +325,10 @@ impl Saver {
     /// Such a save never overwrites a shard that the index in place names: a new shard whose
     /// name the old index holds is written as `{stem}-00001-of-00003.1.safetensors` instead
     /// (`.2`, ... if that is taken too). Every shard is written atomically, as a file is above;
-    /// then the index is replaced atomically; then the shards that only the old index named are
-    /// removed (a shard that cannot be removed is left: no index names it). A crash at any point
+    /// then the index is replaced atomically; then the shards the new index does not name are
+    /// removed: those the old index named, and those named as this index's shards are, which a
+    /// save stopped after it replaced the index left (a shard that cannot be removed is left:
+    /// no index names it). A crash at any point
     /// leaves the old checkpoint or the new one, whole; a save that fails before the index is
     /// replaced removes the shards it wrote. A value that cannot be written, or an index that is
     /// read-only, is refused before any file is written.

@@ -591,8 +591,8 @@ struct Planned<'a> {
 
 /// Saves `leaves` as a sharded checkpoint whose index is `index`: shards of at most
 /// `max_shard_size` bytes of data (but for a tensor larger than that, alone in its shard)
-/// written under names the index in place does not name, then the index, then the shards only
-/// the old index named removed.
+/// written under names the index in place does not name, then the index, then the shards the
+/// new index does not name removed. Everything is checked before anything is written.
 pub(crate) fn save(
     leaves: &[(String, &dyn Leaf)],
     metadata: &Metadata,
@@ -604,41 +604,71 @@ pub(crate) fn save(
     let stem = stem(index)?;
     let live = live_shards(index)?;
     refuse_read_only(index, read_only)?;
+    let (planned, new_index) = plan(leaves, metadata, max_shard_size, stem, &live)?;
+    let dir = parent(index);
+    write_shards(dir, &planned, read_only, index)?;
+    let json = new_index.to_json();
+    atomic::replace(index, read_only, |file| {
+        file.write_all(json.as_bytes()).map_err(Error::Write)
+    })?;
+    step_done(planned.len() + 1, index)?;
+    let new_names: HashSet<&str> = planned.iter().map(|shard| shard.name.as_str()).collect();
+    remove_stale(dir, stem, &live, &new_names);
+    Ok(())
+}
+
+/// The shards of `leaves`, each named and laid out, and the index naming them.
+fn plan<'a>(
+    leaves: &[(String, &'a dyn Leaf)],
+    metadata: &Metadata,
+    max_shard_size: u64,
+    stem: &str,
+    live: &[String],
+) -> Result<(Vec<Planned<'a>>, Index)> {
     let groups = split(leaves, max_shard_size);
     let count = groups.len();
-    let live_names: HashSet<&str> = live.iter().map(String::as_str).collect();
+    let live: HashSet<&str> = live.iter().map(String::as_str).collect();
     let mut planned = Vec::with_capacity(count);
-    let mut new_index = Index::default();
+    let mut index = Index::default();
     let mut total: u64 = 0;
     for (k, group) in groups.into_iter().enumerate() {
-        let name = free_name(stem, k + 1, count, &live_names);
-        let shard_leaves: Vec<(String, &dyn Leaf)> = group
+        let name = free_name(stem, k + 1, count, &live);
+        let shard: Vec<(String, &dyn Leaf)> = group
             .iter()
             .map(|&i| (leaves[i].0.clone(), leaves[i].1))
             .collect();
-        let layout = Layout::new(&shard_leaves, metadata)?;
-        for (key, leaf) in &shard_leaves {
+        let layout = Layout::new(&shard, metadata)?;
+        for (key, leaf) in &shard {
             total = total.saturating_add(leaf.data_len() as u64);
-            new_index.weight_map.insert(key.clone(), name.clone());
+            index.weight_map.insert(key.clone(), name.clone());
         }
         planned.push(Planned {
             name,
-            leaves: shard_leaves,
+            leaves: shard,
             layout,
         });
     }
-    new_index.total_size = Some(total);
-    new_index
+    index.total_size = Some(total);
+    index
         .metadata
         .insert("total_size".to_owned(), Value::from(total));
-    let dir = parent(index);
+    Ok((planned, index))
+}
+
+/// Writes each shard atomically. If one cannot be written, those written before it are
+/// removed: no index names them.
+fn write_shards(
+    dir: &Path,
+    planned: &[Planned<'_>],
+    read_only: ReadOnly,
+    index: &Path,
+) -> Result<()> {
     for (k, shard) in planned.iter().enumerate() {
         let path = dir.join(&shard.name);
         let written = atomic::replace(&path, read_only, |file| {
             shard.layout.write(&shard.leaves, file)
         });
         if let Err(error) = written {
-            // None of them is named by an index: they are of no use to anyone.
             for earlier in &planned[..k] {
                 let _ = fs::remove_file(dir.join(&earlier.name));
             }
@@ -646,13 +676,6 @@ pub(crate) fn save(
         }
         step_done(k + 1, index)?;
     }
-    let json = new_index.to_json();
-    atomic::replace(index, read_only, |file| {
-        file.write_all(json.as_bytes()).map_err(Error::Write)
-    })?;
-    step_done(count + 1, index)?;
-    let new_names: HashSet<&str> = planned.iter().map(|shard| shard.name.as_str()).collect();
-    remove_stale(dir, stem, &live, &new_names);
     Ok(())
 }
 
