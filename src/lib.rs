@@ -57,6 +57,9 @@
 //!   [`VarCollection`] of [`Tensor`]s of any dtype.
 //! - [`hf`]: Hugging Face `transformers`' Flax checkpoints (`save_pretrained(...,
 //!   safe_serialization=True)`), typed ([`hf::load`], [`hf::save`]) and as trees.
+//! - [`shard`]: sharded checkpoints, several safetensors files and a Hugging Face index
+//!   (`model.safetensors.index.json`); every file load and save takes the index's path, and
+//!   [`Saver::max_shard_size`] sets the shards' size.
 //! - [`Error`] and [`LoadReport`]: every problem of a load in one value.
 //! - [`schema`]: each type's key layout, known at compile time ([`SafeParams::KIND`]), listed by
 //!   [`SafeParams::schema`]; [`Loader::check`] holds a file's header to it without loading, and

@@ -368,3 +368,10 @@ impl<T: SafeParams> NoCollisions<T> {
         panic!("{}", message.as_str())
     };
 }
+
+/// Makes the sharded saves of the calling thread stop after step `step`, leaving their files as
+/// a crash there would: the `k`-th shard written is step `k`, the index of `n` shards step
+/// `n + 1`. `None` lets them run to the end again. For tests of crash safety only.
+pub fn stop_sharded_saves_after(step: Option<usize>) {
+    crate::shard::stop_saves_after(step);
+}

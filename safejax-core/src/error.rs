@@ -97,6 +97,81 @@ pub enum Error {
         /// What does not match.
         problem: LeafProblem,
     },
+    /// The index of a sharded checkpoint is not one: not JSON, no `weight_map`, a key twice in
+    /// it, a `total_size` that is not a number of bytes.
+    #[error("invalid index{}: {reason}", in_index(path))]
+    Index {
+        /// The index file (empty when parsed from bytes).
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The index of a sharded checkpoint does not match its shards.
+    #[error("{}", shard_message(index, shard, key, problem))]
+    Shard {
+        /// The index file.
+        index: PathBuf,
+        /// The shard's file name, as the index gives it.
+        shard: String,
+        /// The key concerned.
+        key: String,
+        /// What does not match.
+        problem: ShardProblem,
+    },
+}
+
+/// How the index of a sharded checkpoint and one of its shards disagree about a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShardProblem {
+    /// The shard holds the key, and so does `other`.
+    TwoShards {
+        /// The other shard's file name.
+        other: String,
+    },
+    /// The index maps the key to the shard, whose header does not hold it.
+    NotInShard,
+    /// The shard holds the key, which the index does not name.
+    NotInIndex,
+    /// The index maps the key to the shard, and there is no such file beside the index.
+    MissingShard,
+    /// The index maps the key to a name that is not a plain file name (absolute, `..`, with a
+    /// path separator): shards are files beside their index.
+    UnsafeName,
+}
+
+fn in_index(path: &std::path::Path) -> String {
+    if path.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!(" `{}`", path.display())
+    }
+}
+
+fn shard_message(
+    index: &std::path::Path,
+    shard: &str,
+    key: &str,
+    problem: &ShardProblem,
+) -> String {
+    let index = index.display();
+    match problem {
+        ShardProblem::TwoShards { other } => {
+            format!("key `{key}` is in two shards of `{index}`: `{shard}` and `{other}`")
+        }
+        ShardProblem::NotInShard => {
+            format!("`{index}` maps key `{key}` to shard `{shard}`, which does not hold it")
+        }
+        ShardProblem::NotInIndex => {
+            format!("shard `{shard}` of `{index}` holds key `{key}`, which the index does not name")
+        }
+        ShardProblem::MissingShard => {
+            format!("`{index}` maps key `{key}` to shard `{shard}`, which does not exist")
+        }
+        ShardProblem::UnsafeName => format!(
+            "`{index}` maps key `{key}` to `{shard}`, which is not a plain file name: shards are files beside their index"
+        ),
+    }
 }
 
 impl fmt::Debug for Error {
@@ -139,6 +214,23 @@ impl fmt::Debug for Error {
             Error::Key(error) => f.debug_tuple("Key").field(error).finish(),
             Error::Tensor { key, problem } => f
                 .debug_struct("Tensor")
+                .field("key", key)
+                .field("problem", problem)
+                .finish(),
+            Error::Index { path, reason } => f
+                .debug_struct("Index")
+                .field("path", path)
+                .field("reason", reason)
+                .finish(),
+            Error::Shard {
+                index,
+                shard,
+                key,
+                problem,
+            } => f
+                .debug_struct("Shard")
+                .field("index", index)
+                .field("shard", shard)
                 .field("key", key)
                 .field("problem", problem)
                 .finish(),

@@ -14,6 +14,7 @@ use crate::format::{self, Layout, Metadata, Staged};
 use crate::key::{KeyPath, MAX_DEPTH, depth_reason};
 use crate::params::{SafeParams, Visitor, VisitorMut};
 use crate::reader::{PartSpec, Reader};
+use crate::shard::{self, Expanded};
 use crate::source;
 pub use crate::source::Input;
 use crate::style::Style;
@@ -40,6 +41,7 @@ pub struct Saver {
     with_collection: bool,
     metadata: Metadata,
     read_only: ReadOnly,
+    max_shard_size: Option<u64>,
 }
 
 impl Default for Saver {
@@ -50,6 +52,7 @@ impl Default for Saver {
             with_collection: true,
             metadata: Metadata::new(),
             read_only: ReadOnly::Refuse,
+            max_shard_size: None,
         }
     }
 }
@@ -151,6 +154,32 @@ impl Saver {
         self
     }
 
+    /// The most bytes of tensor data in one shard when a save writes a sharded checkpoint (to
+    /// the path of an index, see [`Saver::save`]); [`shard::DEFAULT_MAX_SHARD_SIZE`], 5 GB,
+    /// unless given. Shards are cut as Hugging Face cuts them: tensors in key order, a new shard
+    /// when the next tensor would take the current one past `bytes`, a tensor larger than
+    /// `bytes` alone in its shard. Saves to a single file ignore it.
+    ///
+    /// ```
+    /// use ndarray::Array1;
+    /// use safejax_core::{Saver, shard::Index};
+    ///
+    /// let dir = tempfile::tempdir().map_err(safejax_core::Error::Write)?;
+    /// let path = dir.path().join("model.safetensors.index.json");
+    /// // 40, 40 and 80 bytes of data.
+    /// let weights = vec![Array1::<f32>::zeros(10), Array1::zeros(10), Array1::zeros(20)];
+    /// Saver::new().max_shard_size(64).save(&weights, &path)?;
+    /// let index = Index::read(&path)?;
+    /// assert_eq!(index.weight_map["0"], "model-00001-of-00003.safetensors");
+    /// assert_eq!(index.weight_map["1"], "model-00002-of-00003.safetensors");
+    /// assert_eq!(index.weight_map["2"], "model-00003-of-00003.safetensors");
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
+    pub fn max_shard_size(mut self, bytes: u64) -> Self {
+        self.max_shard_size = Some(bytes);
+        self
+    }
+
     fn collect<'a, T: SafeParams>(&self, value: &'a T) -> Result<Vec<(String, &'a dyn Leaf)>> {
         self.collect_with(|path, visitor| value.visit(path, visitor), T::STYLE)
     }
@@ -212,6 +241,10 @@ impl Saver {
     }
 
     fn save_leaves(&self, leaves: &[(String, &dyn Leaf)], path: &Path) -> Result<()> {
+        if shard::is_index(path) {
+            let max = self.max_shard_size.unwrap_or(shard::DEFAULT_MAX_SHARD_SIZE);
+            return shard::save(leaves, &self.metadata, max, self.read_only, path);
+        }
         let layout = Layout::new(leaves, &self.metadata)?;
         atomic::replace(path, self.read_only, |file| layout.write(leaves, file))
     }
@@ -279,6 +312,44 @@ impl Saver {
     /// within 255 bytes). A save killed midway leaves it behind; the next save into the same
     /// directory removes it, and never the temporary file of a save still running, which holds
     /// a lock on it.
+    ///
+    /// # Sharded checkpoints
+    ///
+    /// When `path` is the path of an index ([`shard::is_index`]: its name ends with `.json`,
+    /// as `model.safetensors.index.json`), the value is saved as a sharded checkpoint: shards of
+    /// at most [`Saver::max_shard_size`] bytes of data, named `{stem}-00001-of-00003.safetensors`
+    /// beside the index, where `{stem}` is the index's name before `.safetensors.index.json` (or
+    /// before `.json`), each holding this saver's metadata; then the index, whose
+    /// `metadata.total_size` is the bytes of tensor data in all shards.
+    ///
+    /// Such a save never overwrites a shard that the index in place names: a new shard whose
+    /// name the old index holds is written as `{stem}-00001-of-00003.1.safetensors` instead
+    /// (`.2`, ... if that is taken too). Every shard is written atomically, as a file is above;
+    /// then the index is replaced atomically; then the shards the new index does not name are
+    /// removed: those the old index named, and those named as this index's shards are, which a
+    /// save stopped after it replaced the index left (a shard that cannot be removed is left:
+    /// no index names it). A crash at any point
+    /// leaves the old checkpoint or the new one, whole; a save that fails before the index is
+    /// replaced removes the shards it wrote. A value that cannot be written, or an index that is
+    /// read-only, is refused before any file is written.
+    ///
+    /// ```
+    /// use ndarray::{Array1, array};
+    /// use safejax_core::{SafeParams, Saver};
+    ///
+    /// let dir = tempfile::tempdir().map_err(safejax_core::Error::Write)?;
+    /// let index = dir.path().join("model.safetensors.index.json");
+    /// let weights = vec![array![1.0f32, 2.0], array![3.0f32, 4.0]];
+    /// Saver::new().max_shard_size(8).save(&weights, &index)?;
+    /// assert!(dir.path().join("model-00002-of-00002.safetensors").is_file());
+    /// // The old index names both shards: the new ones take other names.
+    /// let update = vec![array![5.0f32, 6.0], array![7.0f32, 8.0]];
+    /// Saver::new().max_shard_size(8).save(&update, &index)?;
+    /// assert!(dir.path().join("model-00002-of-00002.1.safetensors").is_file());
+    /// assert!(!dir.path().join("model-00002-of-00002.safetensors").exists());
+    /// assert_eq!(Vec::<Array1<f32>>::load(&index)?, update);
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
     pub fn save<T: SafeParams>(&self, value: &T, path: impl AsRef<Path>) -> Result<()> {
         self.save_leaves(&self.collect(value)?, path.as_ref())
     }
@@ -341,6 +412,9 @@ pub struct Loaded<T> {
     pub metadata: Metadata,
     /// Keys present in the files and not read, when the loader allows unexpected keys.
     pub ignored: Vec<String>,
+    /// What is wrong with the files without keeping the value from loading: the index of a
+    /// sharded checkpoint whose `total_size` is not the bytes of data its shards hold.
+    pub warnings: Vec<String>,
 }
 
 /// Reads values, strictly by default.
@@ -420,7 +494,29 @@ impl Loader {
         self
     }
 
-    /// Loads a value from a file.
+    /// Loads a value from a file, or from a sharded checkpoint given the path of its index
+    /// ([`shard::is_index`]).
+    ///
+    /// The shards of an index are the parts of a multi-part load ([`Loader::read`]), each
+    /// opened once; before any data is read, the index is checked against their headers: a
+    /// key in two shards, a key the index names that its shard lacks, a key a shard holds that
+    /// the index does not name, a shard file missing or a shard name that is not a plain file
+    /// name is an [`Error::Shard`]. A `total_size` that does not match is a warning, in
+    /// [`Loaded::warnings`].
+    ///
+    /// ```
+    /// use ndarray::{Array1, array};
+    /// use safejax_core::{Loader, Saver};
+    ///
+    /// let dir = tempfile::tempdir().map_err(safejax_core::Error::Write)?;
+    /// let index = dir.path().join("model.safetensors.index.json");
+    /// let weights = vec![array![1.0f32], array![2.0f32]];
+    /// Saver::new().max_shard_size(4).save(&weights, &index)?;
+    /// let loaded = Loader::new().load::<Vec<Array1<f32>>>(&index)?;
+    /// assert_eq!(loaded.value, weights);
+    /// assert!(loaded.warnings.is_empty());
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
     pub fn load<T: SafeParams>(&self, path: impl AsRef<Path>) -> Result<Loaded<T>> {
         self.read(&[Part::file(path.as_ref())])
     }
@@ -431,11 +527,13 @@ impl Loader {
     }
 
     /// Loads a value from several files, each holding some collections (Haiku params and state
-    /// saved apart).
+    /// saved apart). A part that is the index of a sharded checkpoint stands for its shards,
+    /// each holding what the part says, as with [`Loader::load`].
     pub fn read<T: SafeParams>(&self, parts: &[Part<'_>]) -> Result<Loaded<T>> {
-        self.with_reader::<T, _>(parts, |mut reader, metadata| {
+        self.with_reader::<T, _>(parts, |mut reader, metadata, warnings| {
             let value = T::read(&mut KeyPath::new(), &mut reader);
-            self.finish(reader, value, metadata)
+            let loaded = self.finish(reader, value, metadata)?;
+            Ok(Loaded { warnings, ..loaded })
         })
     }
 
@@ -446,7 +544,9 @@ impl Loader {
     /// not read, so what only the data can show (a `bool` tensor holding a 2, a file cut short)
     /// is left to the load. A header-only file
     /// ([`format::write_header_only`]) checks as the whole
-    /// file does.
+    /// file does. The index of a sharded checkpoint is checked against its shards' headers as
+    /// [`Loader::load`] checks it, and a `total_size` that does not match is in
+    /// [`Loaded::warnings`].
     ///
     /// ```
     /// use ndarray::Array2;
@@ -483,25 +583,34 @@ impl Loader {
     /// ```
     pub fn check_from<T: SafeParams>(&self, reader: impl std::io::Read) -> Result<Loaded<()>> {
         let head = source::read_header_from(reader, None)?;
-        self.check_heads::<T>(&[(PartSpec::whole(), Cow::Owned(head), None)])
+        let heads = [(PartSpec::whole(), Cow::Owned(head), None)];
+        self.check_heads::<T>(&heads, |_| Ok(Vec::new()))
     }
 
     /// [`Loader::check`] of a value split over several files, as [`Loader::read`] reads it.
+    /// The index of a sharded checkpoint is checked against its shards' headers, as on load.
     pub fn check_parts<T: SafeParams>(&self, parts: &[Part<'_>]) -> Result<Loaded<()>> {
-        let heads = parts
-            .iter()
-            .map(|part| match part.input {
+        let expanded = Expanded::new(parts.iter().map(|part| (part.spec.clone(), part.input)))?;
+        let heads = expanded
+            .inputs()
+            .map(|(spec, input)| match input {
                 Input::Path(path) => {
-                    let head = source::read_header(path)?;
-                    Ok((part.spec.clone(), Cow::Owned(head), Some(path)))
+                    let head = source::read_header(path).map_err(|e| expanded.open_error(e))?;
+                    Ok((spec.clone(), Cow::Owned(head), Some(path)))
                 }
-                Input::Bytes(bytes) => Ok((part.spec.clone(), Cow::Borrowed(bytes), None)),
+                Input::Bytes(bytes) => Ok((spec.clone(), Cow::Borrowed(bytes), None)),
             })
             .collect::<Result<Vec<_>>>()?;
-        self.check_heads::<T>(&heads)
+        self.check_heads::<T>(&heads, |headers| expanded.check(headers))
     }
 
-    fn check_heads<T: SafeParams>(&self, heads: &[Head<'_>]) -> Result<Loaded<()>> {
+    /// Checks the headers of `heads`, with `verify` first (an index against its shards), which
+    /// returns the warnings.
+    fn check_heads<T: SafeParams>(
+        &self,
+        heads: &[Head<'_>],
+        verify: impl FnOnce(&[format::FileHeader<'_>]) -> Result<Vec<String>>,
+    ) -> Result<Loaded<()>> {
         let headers = heads
             .iter()
             .map(|(_, head, path)| {
@@ -511,6 +620,7 @@ impl Loader {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let warnings = verify(&headers)?;
         let mut metadata = Metadata::new();
         for header in &headers {
             for (k, v) in header.metadata() {
@@ -541,6 +651,7 @@ impl Loader {
             value: (),
             metadata,
             ignored,
+            warnings,
         })
     }
 
@@ -566,6 +677,7 @@ impl Loader {
                 value,
                 metadata,
                 ignored,
+                warnings: Vec::new(),
             }),
             _ => Err(Error::Load(Box::new(report))),
         }
@@ -574,7 +686,8 @@ impl Loader {
     /// Overwrites the tensors of `value` from a file. Every tensor is read and checked (present,
     /// shape equal to the current one, dtype) before any is assigned, so a failed call changes
     /// nothing, a read that fails midway (a file cut while it is read) included. The structure
-    /// is kept: list lengths and map keys are those of `value`.
+    /// is kept: list lengths and map keys are those of `value`. `path` may be the index of a
+    /// sharded checkpoint, as for [`Loader::load`].
     pub fn load_into<T: SafeParams>(
         &self,
         value: &mut T,
@@ -589,7 +702,7 @@ impl Loader {
         value: &mut T,
         parts: &[Part<'_>],
     ) -> Result<Loaded<()>> {
-        self.with_reader::<T, _>(parts, |mut reader, metadata| {
+        self.with_reader::<T, _>(parts, |mut reader, metadata, warnings| {
             let mut check = CheckPass {
                 reader: &mut reader,
                 allow_missing: self.allow_missing,
@@ -614,30 +727,35 @@ impl Loader {
                 value: (),
                 metadata,
                 ignored,
+                warnings,
             })
         })
     }
 
-    /// Checks the files of `parts` (every header before any data is read) and hands a reader
-    /// over them, with their merged metadata, to `read`.
+    /// Checks the files of `parts` (every header before any data is read, and each index
+    /// against its shards, which take its place) and hands a reader over them, with their
+    /// merged metadata and the warnings, to `read`.
     fn with_reader<T: SafeParams, R>(
         &self,
         parts: &[Part<'_>],
-        read: impl FnOnce(Reader<'_>, Metadata) -> Result<R>,
+        read: impl FnOnce(Reader<'_>, Metadata, Vec<String>) -> Result<R>,
     ) -> Result<R> {
-        let inputs = parts.iter().map(|part| part.input);
-        source::with_files(inputs, self.memory_map, |files| {
+        let expanded = Expanded::new(parts.iter().map(|part| (part.spec.clone(), part.input)))?;
+        let inputs = expanded.inputs().map(|(_, input)| input);
+        let check = |headers: &[format::FileHeader<'_>]| expanded.check(headers);
+        source::with_checked_files(inputs, self.memory_map, check, |warnings, files| {
             let mut metadata = Metadata::new();
             for file in &files {
                 for (k, v) in &file.metadata {
                     metadata.entry(k.clone()).or_insert_with(|| v.clone());
                 }
             }
-            let specs = parts.iter().map(|part| part.spec.clone());
+            let specs = expanded.inputs().map(|(spec, _)| spec.clone());
             let files = specs.zip(files).collect();
             let reader = Reader::new(self.style.unwrap_or(T::STYLE), self.policy, files);
-            read(reader, metadata)
+            read(reader, metadata, warnings)
         })
+        .map_err(|e| expanded.open_error(e))
     }
 }
 

@@ -12,6 +12,8 @@
 //! - [`Saver`] and [`Loader`]: bytes, files (atomic saves that keep the replaced file's mode),
 //!   memory maps, metadata, collections split over files, one-copy loads, and strict loads that
 //!   report every problem at once ([`LoadReport`]);
+//! - [`shard`]: sharded checkpoints, several files and a Hugging Face index
+//!   (`model.safetensors.index.json`), which every file load and save accepts in place of a file;
 //! - [`SafeView`]: values that borrow their tensors (`ndarray::ArrayView`) from bytes or a
 //!   [`MappedFile`], loaded at the cost of the header;
 //! - the dynamic tree API mirroring Python safejax: [`flax`], [`haiku`], [`objax`];
@@ -42,6 +44,7 @@ pub mod key;
 pub mod params;
 pub mod reader;
 pub mod schema;
+pub mod shard;
 mod source;
 pub mod style;
 pub mod tensor;
@@ -54,7 +57,7 @@ pub mod __private;
 pub use dtype::{DtypePolicy, Element};
 pub use error::{
     DtypeMismatch, Error, ExpectedShape, KeyError, KeyProblem, LeafProblem, LoadReport, Result,
-    ShapeMismatch,
+    ShapeMismatch, ShardProblem,
 };
 pub use format::Metadata;
 pub use io::{Input, Loaded, Loader, Part, Saver};
@@ -63,6 +66,7 @@ pub use params::{SafeParams, Visitor, VisitorMut};
 pub use reader::{PartSpec, Presence, Reader};
 pub use safetensors::Dtype;
 pub use safetensors::tensor::TensorView;
+pub use shard::Sharded;
 pub use style::{ParsedKey, ParsedSegment, Style};
 pub use tensor::{Leaf, LeafMut, Tensor};
 pub use tree::{Node, Tree, Var, VarCollection, VarKind, flax, haiku, objax};

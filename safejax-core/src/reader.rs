@@ -181,18 +181,57 @@ impl<'d> Reader<'d> {
         self.style.render(path, with_collection)
     }
 
+    /// The key of `path` as part `part` writes it.
+    fn key_in(&self, path: &KeyPath, part: usize) -> String {
+        self.style
+            .render(path, self.parts[part].spec.with_collection)
+    }
+
     fn part_for(&self, path: &KeyPath) -> Option<usize> {
         self.parts
             .iter()
             .position(|p| p.spec.holds(path.collection()))
     }
 
+    /// The tensor at `path`: the first part holding its collection that has its key (a
+    /// collection may be split over parts, as over the shards of a checkpoint), with the key as
+    /// that part writes it rendered into `key`, and the entry; or, when none has it, the first
+    /// part holding the collection and its key, without an entry. `None` when no part holds the
+    /// collection.
+    fn locate(&self, path: &KeyPath, key: &mut String) -> Option<(usize, Option<usize>)> {
+        let first = self.part_for(path)?;
+        let first_renders = self.parts[first].spec.with_collection;
+        let mut rendered = first_renders;
+        key.clear();
+        self.style.render_into(path, rendered, key);
+        for (part, file) in self.parts.iter().enumerate().skip(first) {
+            if !file.spec.holds(path.collection()) {
+                continue;
+            }
+            if file.spec.with_collection != rendered {
+                rendered = file.spec.with_collection;
+                key.clear();
+                self.style.render_into(path, rendered, key);
+            }
+            if let Some(i) = self.find(part, key) {
+                return Some((part, Some(i)));
+            }
+        }
+        if rendered != first_renders {
+            key.clear();
+            self.style.render_into(path, first_renders, key);
+        }
+        Some((first, None))
+    }
+
     /// Takes the tensor at `path` (its part and entry), or records it as missing. A tensor is
     /// handed out once: a second request for the same key (two fields rendering to one key) is
     /// recorded as a problem. The key is rendered into memory reused key after key, and kept
-    /// only for a problem ([`Reader::key`] renders it again for a problem found later).
+    /// only for a problem ([`Reader::key_in`] renders it again for a problem found later).
     fn take(&mut self, path: &KeyPath) -> Option<(usize, usize)> {
-        let Some(part) = self.part_for(path) else {
+        let mut key = mem::take(&mut self.scratch);
+        let Some((part, found)) = self.locate(path, &mut key) else {
+            self.scratch = key;
             // Missing: with `allow_missing`, an in-place load keeps the current value.
             let key = self.style.render(path, true);
             let collection = path.collection().unwrap_or("(none)").to_owned();
@@ -200,11 +239,7 @@ impl<'d> Reader<'d> {
             self.report.missing.push(key);
             return None;
         };
-        let mut key = mem::take(&mut self.scratch);
-        key.clear();
-        self.style
-            .render_into(path, self.parts[part].spec.with_collection, &mut key);
-        let Some(i) = self.find(part, &key) else {
+        let Some(i) = found else {
             self.report.missing.push(key);
             return None;
         };
@@ -244,7 +279,7 @@ impl<'d> Reader<'d> {
         match decode(&self.parts[part].parsed.tensor(i), self.policy) {
             Ok(value) => Some(value),
             Err(problem) => {
-                let key = self.key(path);
+                let key = self.key_in(path, part);
                 self.report.record(key, problem);
                 None
             }
@@ -385,21 +420,19 @@ impl<'d> Reader<'d> {
         if self.probing > 0 {
             return;
         }
-        if let Some(part) = self.part_for(path) {
-            let key = self.key(path);
-            if let Some(i) = self.find(part, &key)
-                && !self.parts[part].used[i]
-            {
-                let tensor = self.parts[part].parsed.tensor(i);
-                let reason = format!(
-                    "is a tensor in the file, but the field here is a {what}: did you mean `{}`?",
-                    rust_type(tensor.dtype(), tensor.shape().len())
-                );
-                self.parts[part].used[i] = true;
-                self.hits += 1;
-                self.report.invalid.push(KeyProblem { key, reason });
-                return;
-            }
+        let mut key = String::new();
+        if let Some((part, Some(i))) = self.locate(path, &mut key)
+            && !self.parts[part].used[i]
+        {
+            let tensor = self.parts[part].parsed.tensor(i);
+            let reason = format!(
+                "is a tensor in the file, but the field here is a {what}: did you mean `{}`?",
+                rust_type(tensor.dtype(), tensor.shape().len())
+            );
+            self.parts[part].used[i] = true;
+            self.hits += 1;
+            self.report.invalid.push(KeyProblem { key, reason });
+            return;
         }
         let Some(list) = path.last().map(|list| list.numbering) else {
             return;
@@ -678,7 +711,7 @@ impl<'d> Reader<'d> {
         match checked {
             Ok(staged) => Some(staged),
             Err(problem) => {
-                let key = self.key(path);
+                let key = self.key_in(path, part);
                 self.report.record(key, problem);
                 None
             }

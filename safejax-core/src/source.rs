@@ -42,32 +42,37 @@ enum Source<'a> {
     Bytes(&'a [u8]),
 }
 
-/// Opens every input and checks every header, then reads what is read ahead (the small tensors
-/// of files that are read), and hands the checked files to `use_files` in the order of
+/// Opens every input and checks every header, hands the headers to `check` (an index checked
+/// against its shards), then reads what is read ahead (the small tensors of files that are
+/// read), and hands what `check` returned and the checked files to `use_files` in the order of
 /// `inputs`. The data of large tensors in files is read when a value asks for it, straight into
 /// the value's memory.
-pub(crate) fn with_files<'i, R>(
+pub(crate) fn with_checked_files<'i, C, R>(
     inputs: impl IntoIterator<Item = Input<'i>>,
     memory_map: bool,
-    use_files: impl FnOnce(Vec<Parsed<'_>>) -> Result<R>,
+    check: impl FnOnce(&[FileHeader<'_>]) -> Result<C>,
+    use_files: impl FnOnce(C, Vec<Parsed<'_>>) -> Result<R>,
 ) -> Result<R> {
     let sources = inputs
         .into_iter()
         .map(|input| Source::open(input, memory_map))
         .collect::<Result<Vec<_>>>()?;
-    let headers = sources
+    let (headers, data): (Vec<_>, Vec<_>) = sources
         .iter()
         .map(Source::header)
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    let checked = check(&headers)?;
     let files = sources
         .iter()
-        .zip(headers)
+        .zip(headers.into_iter().zip(data))
         .map(|(source, header)| source.with_data(header))
         .collect::<Result<Vec<_>>>()?;
-    use_files(files)
+    use_files(checked, files)
 }
 
-/// [`with_files`] for one input.
+/// [`with_checked_files`] for one input.
 pub(crate) fn with_file<R>(
     input: Input<'_>,
     memory_map: bool,

@@ -13,6 +13,7 @@ use std::str::FromStr;
 use crate::error::{Error, KeyError, KeyProblem, LoadReport, Result};
 use crate::format::{self, Layout, Metadata, Parsed};
 use crate::io::write_atomically;
+use crate::shard::{self, Expanded};
 use crate::source::{self, Input};
 use crate::tensor::{Leaf, LeafMut, Tensor};
 
@@ -495,14 +496,41 @@ fn write_flat(flat: &[(String, &dyn Leaf)], metadata: Option<&Metadata>) -> Resu
     Layout::new(flat, metadata.unwrap_or(&Metadata::new()))?.to_vec(flat)
 }
 
+/// Saves `flat` to the file at `path`, or as a sharded checkpoint (shards of at most
+/// [`shard::DEFAULT_MAX_SHARD_SIZE`]) when `path` is an index.
 fn save_flat(flat: &[(String, &dyn Leaf)], path: &Path, metadata: Option<&Metadata>) -> Result<()> {
-    let layout = Layout::new(flat, metadata.unwrap_or(&Metadata::new()))?;
+    let empty = Metadata::new();
+    let metadata = metadata.unwrap_or(&empty);
+    if shard::is_index(path) {
+        let max = shard::DEFAULT_MAX_SHARD_SIZE;
+        return shard::save(flat, metadata, max, Default::default(), path);
+    }
+    let layout = Layout::new(flat, metadata)?;
     write_atomically(path, |file| layout.write(flat, file))
 }
 
-/// Reads the file at `path`, its header checked before its data is read, with `read`.
-fn from_file<T>(path: &Path, read: impl FnOnce(Parsed<'_>) -> Result<T>) -> Result<T> {
-    source::with_file(Input::Path(path), false, read)
+/// Reads the file at `path` with `read`, or the shards of the index at `path`, each opened
+/// once, every header checked (and the index against them) before any data is read.
+fn from_file<T>(path: &Path, read: impl FnOnce(Vec<Parsed<'_>>) -> Result<T>) -> Result<T> {
+    if !shard::is_index(path) {
+        return source::with_file(Input::Path(path), false, |parsed| read(vec![parsed]));
+    }
+    let expanded = Expanded::new([((), Input::Path(path))])?;
+    let inputs = expanded.inputs().map(|(_, input)| input);
+    let check = |headers: &[format::FileHeader<'_>]| expanded.check(headers);
+    source::with_checked_files(inputs, false, check, |_, files| read(files))
+        .map_err(|e| expanded.open_error(e))
+}
+
+/// The `__metadata__` maps of `files`, merged: the first file's entry wins on a clash.
+fn merged_metadata(files: &mut [Parsed<'_>]) -> Metadata {
+    let mut merged = Metadata::new();
+    for file in files {
+        for (k, v) in std::mem::take(&mut file.metadata) {
+            merged.entry(k).or_insert(v);
+        }
+    }
+    merged
 }
 
 fn tree_leaves(tree: &Tree) -> Result<Vec<(String, &dyn Leaf)>> {
@@ -525,20 +553,23 @@ pub(crate) fn serialize_tree_to_file(
 }
 
 pub(crate) fn deserialize_tree(bytes: &[u8]) -> Result<(Tree, Metadata)> {
-    tree_of(format::parse(bytes)?)
+    tree_of(vec![format::parse(bytes)?])
 }
 
-pub(crate) fn tree_of(parsed: Parsed<'_>) -> Result<(Tree, Metadata)> {
-    if let Some(tree) = bulk_tree(&parsed) {
-        return Ok((tree, parsed.metadata));
+/// The tree of the tensors of `files` (one file, or the shards of a checkpoint, whose keys are
+/// distinct), with their merged metadata.
+pub(crate) fn tree_of(mut files: Vec<Parsed<'_>>) -> Result<(Tree, Metadata)> {
+    let metadata = merged_metadata(&mut files);
+    if let Some(tree) = bulk_tree(&files) {
+        return Ok((tree, metadata));
     }
     // Deep or bad keys, or an unreadable tensor: one key at a time, so that the error is about
     // the first bad key in the file, and depth costs no stack.
     let mut tree = Tree::new();
-    for (name, tensor) in parsed.iter() {
+    for (name, tensor) in files.iter().flat_map(Parsed::iter) {
         tree.insert_key(name, Tensor::from_ref(&tensor)?)?;
     }
-    Ok((tree, parsed.metadata))
+    Ok((tree, metadata))
 }
 
 /// The most segments of a key [`bulk_tree`] takes: it builds a dict a call deep.
@@ -548,9 +579,10 @@ const BULK_DEPTH: usize = 64;
 /// in bulk (a sorted list made into a map in one pass, not inserted one at a time); `None`
 /// when a key is deep or not a good one, or a tensor cannot be read, for [`tree_of`] to find
 /// the first problem key by key.
-fn bulk_tree(parsed: &Parsed<'_>) -> Option<Tree> {
-    let mut flat: Vec<(&str, Option<Tensor>)> = Vec::with_capacity(parsed.len());
-    for (name, tensor) in parsed.iter() {
+fn bulk_tree(files: &[Parsed<'_>]) -> Option<Tree> {
+    let mut flat: Vec<(&str, Option<Tensor>)> =
+        Vec::with_capacity(files.iter().map(Parsed::len).sum());
+    for (name, tensor) in files.iter().flat_map(Parsed::iter) {
         let segments = name.split('.');
         if segments.clone().any(str::is_empty) || segments.count() > BULK_DEPTH {
             return None;
@@ -613,7 +645,9 @@ macro_rules! dict_api {
             serialize_tree(params, metadata)
         }
 
-        #[doc = concat!("Saves ", $framework, " parameters to a file, atomically.")]
+        #[doc = concat!("Saves ", $framework, " parameters to a file, atomically; to the path of an index")]
+        /// (`model.safetensors.index.json`), as a sharded checkpoint with shards of at most 5 GB,
+        /// as [`crate::Saver::save`] writes one.
         pub fn serialize_to_file(params: &Tree, path: impl AsRef<Path>, metadata: Option<&Metadata>) -> Result<()> {
             serialize_tree_to_file(params, path.as_ref(), metadata)
         }
@@ -628,12 +662,16 @@ macro_rules! dict_api {
             deserialize_tree(bytes)
         }
 
-        /// Like [`deserialize`], from a file.
+        /// Like [`deserialize`], from a file, or from the shards of a sharded checkpoint
+        /// given the path of its index (see [`crate::shard`]), checked against the index; a
+        /// `total_size` that does not match is not reported here ([`crate::shard::Sharded`]
+        /// has it).
         pub fn deserialize_file(path: impl AsRef<Path>) -> Result<Tree> {
             deserialize_file_with_metadata(path).map(|(tree, _)| tree)
         }
 
-        /// Like [`deserialize_with_metadata`], from a file.
+        /// Like [`deserialize_with_metadata`], from a file or a sharded checkpoint (the
+        /// shards' metadata merged, the first shard's entry winning on a clash).
         pub fn deserialize_file_with_metadata(path: impl AsRef<Path>) -> Result<(Tree, Metadata)> {
             let path = path.as_ref();
             from_file(path, tree_of)
@@ -773,7 +811,8 @@ pub mod objax {
         write_flat(&leaves(vars), metadata)
     }
 
-    /// Saves a `VarCollection` to a file, atomically.
+    /// Saves a `VarCollection` to a file, atomically; to the path of an index, as a sharded
+    /// checkpoint (as [`crate::Saver::save`] writes one, shards of at most 5 GB).
     pub fn serialize_to_file(
         vars: &VarCollection,
         path: impl AsRef<Path>,
@@ -790,12 +829,13 @@ pub mod objax {
 
     /// Like [`deserialize`], also returning the `__metadata__` map.
     pub fn deserialize_with_metadata(bytes: &[u8]) -> Result<(VarCollection, Metadata)> {
-        vars_of(format::parse(bytes)?)
+        vars_of(vec![format::parse(bytes)?])
     }
 
-    fn vars_of(parsed: Parsed<'_>) -> Result<(VarCollection, Metadata)> {
+    fn vars_of(mut files: Vec<Parsed<'_>>) -> Result<(VarCollection, Metadata)> {
+        let metadata = super::merged_metadata(&mut files);
         let mut vars = VarCollection::new();
-        for (key, tensor) in parsed.iter() {
+        for (key, tensor) in files.iter().flat_map(Parsed::iter) {
             let (name, kind) = split(key);
             let var = super::Var {
                 kind,
@@ -811,10 +851,11 @@ pub mod objax {
                 });
             }
         }
-        Ok((vars, parsed.metadata))
+        Ok((vars, metadata))
     }
 
-    /// Like [`deserialize`], from a file.
+    /// Like [`deserialize`], from a file, or from the shards of a sharded checkpoint given the
+    /// path of its index (see [`crate::shard`]).
     pub fn deserialize_file(path: impl AsRef<Path>) -> Result<VarCollection> {
         let path = path.as_ref();
         from_file(path, vars_of).map(|(vars, _)| vars)
@@ -827,14 +868,14 @@ pub mod objax {
     /// variables the file does not name keep their values. All problems are reported at once
     /// and, if there is any, nothing is assigned.
     pub fn deserialize_with_assignment(bytes: &[u8], vars: &mut VarCollection) -> Result<()> {
-        assign(&format::parse(bytes)?, vars)
+        assign(&[format::parse(bytes)?], vars)
     }
 
-    fn assign(parsed: &Parsed<'_>, vars: &mut VarCollection) -> Result<()> {
+    fn assign(files: &[Parsed<'_>], vars: &mut VarCollection) -> Result<()> {
         let mut report = LoadReport::default();
         // Every tensor is read before any is assigned: a failed read changes nothing.
         let mut staged = Vec::new();
-        for (key, tensor) in parsed.iter() {
+        for (key, tensor) in files.iter().flat_map(Parsed::iter) {
             let (name, kind) = split(key);
             match vars.get(name) {
                 None => report.unexpected.push(key.to_owned()),
@@ -865,13 +906,13 @@ pub mod objax {
         Ok(())
     }
 
-    /// Like [`deserialize_with_assignment`], from a file.
+    /// Like [`deserialize_with_assignment`], from a file or a sharded checkpoint's index.
     pub fn deserialize_file_with_assignment(
         path: impl AsRef<Path>,
         vars: &mut VarCollection,
     ) -> Result<()> {
         let path = path.as_ref();
-        from_file(path, |parsed| assign(&parsed, vars))
+        from_file(path, |files| assign(&files, vars))
     }
 }
 

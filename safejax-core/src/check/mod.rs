@@ -456,25 +456,25 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
 
     /// The tensor of the current path, flagged as read; a finding where there is none.
     const fn take(&mut self) -> Option<(usize, usize)> {
-        let Some(part) = self.part_for() else {
+        let Some(first) = self.part_for() else {
             self.set_key(true);
             self.finding(What::Missing);
             return None;
         };
-        let with_collection = self.table.parts[part].with_collection;
         if self.path.may_overflow() {
-            self.set_key(with_collection);
+            self.set_key(self.table.parts[first].with_collection);
             if self.key.overflow {
                 self.finding(What::TooLong);
                 return None;
             }
         }
         // The key is rendered only for a finding.
-        let Some(entry) = self.find(part) else {
-            self.set_key(with_collection);
+        let Some((part, Some(entry))) = self.locate() else {
+            self.set_key(self.table.parts[first].with_collection);
             self.finding(What::Missing);
             return None;
         };
+        let with_collection = self.table.parts[part].with_collection;
         if self.path.too_deep() {
             self.hits += 1;
             self.set_key(with_collection);
@@ -572,13 +572,14 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         if self.probing > 0 {
             return;
         }
-        let Some(part) = self.part_for() else {
+        let Some(first) = self.part_for() else {
             return;
         };
-        self.set_key(self.table.parts[part].with_collection);
+        self.set_key(self.table.parts[first].with_collection);
         if !self.key.overflow
-            && let Some(entry) = self.find(part)
+            && let Some((part, Some(entry))) = self.locate()
         {
+            self.set_key(self.table.parts[part].with_collection);
             let flag = self.table.parts[part].first + entry;
             if !self.out.used[flag] {
                 self.out.used[flag] = true;
@@ -700,18 +701,36 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
         let mut i = 0;
         // A slice pattern, not `len()`: a call costs const evaluation a dozen steps.
         while let [part, rest @ ..] = parts {
-            let holds = match (part.collections, collection) {
-                (None, _) => true,
-                (Some(list), Some(c)) => contains(list, 0, c),
-                (Some(_), None) => false,
-            };
-            if holds {
+            if holds(part, collection) {
                 return Some(i);
             }
             parts = rest;
             i += 1;
         }
         None
+    }
+
+    /// The tensor of the current path: the first file holding its collection that has its key
+    /// (a collection may be split over files, as over the shards of a checkpoint), and the
+    /// entry; or, when none has it, the first file holding the collection, without an entry.
+    /// `None` when no file holds the collection.
+    const fn locate(&self) -> Option<(usize, Option<usize>)> {
+        let Some(first) = self.part_for() else {
+            return None;
+        };
+        let collection = self.path.collection;
+        let mut part = first;
+        let (_, mut parts) = self.table.parts.split_at(first);
+        while let [file, rest @ ..] = parts {
+            if holds(file, collection)
+                && let Some(entry) = self.find(part)
+            {
+                return Some((part, Some(entry)));
+            }
+            parts = rest;
+            part += 1;
+        }
+        Some((first, None))
     }
 
     // ---- The table: exact lookups and prefix searches.
@@ -827,6 +846,15 @@ impl<'c, 'o, 't> Checker<'c, 'o, 't> {
             len: key.len(),
         };
         out.count += 1;
+    }
+}
+
+/// Whether `part` holds `collection`.
+const fn holds(part: &TablePart<'_>, collection: Option<&str>) -> bool {
+    match (part.collections, collection) {
+        (None, _) => true,
+        (Some(list), Some(c)) => contains(list, 0, c),
+        (Some(_), None) => false,
     }
 }
 
