@@ -37,6 +37,8 @@ pub mod error;
 pub mod format;
 pub mod io;
 pub mod key;
+#[cfg(any(feature = "msgpack", feature = "pickle", feature = "npz"))]
+pub mod legacy;
 pub mod params;
 pub mod reader;
 pub mod schema;
