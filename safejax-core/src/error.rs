@@ -89,6 +89,23 @@ pub enum Error {
     /// A key that does not follow the style it is read in.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// A checkpoint in another format (Flax msgpack, a pickle, an npz archive) that cannot be
+    /// read: malformed, or holding something that is refused (a pickle's global that is not
+    /// allowed, a complex array).
+    #[error(
+        "invalid {format} data at byte {offset}{}: {reason}",
+        if key.is_empty() { String::new() } else { format!(", at `{key}`") }
+    )]
+    Legacy {
+        /// The format: `msgpack`, `pickle`, `npz`, `npy`.
+        format: &'static str,
+        /// Where in the file (for an npz, in the archive member) the problem is.
+        offset: u64,
+        /// The key path of the value concerned (`params.Dense_0.kernel`), or empty.
+        key: String,
+        /// What is wrong, naming what was found.
+        reason: String,
+    },
     /// A tensor does not have the dtype or shape it is converted to.
     #[error("tensor{}: {problem}", if key.is_empty() { String::new() } else { format!(" `{key}`") })]
     Tensor {
@@ -212,6 +229,18 @@ impl fmt::Debug for Error {
                 .field("reason", reason)
                 .finish(),
             Error::Key(error) => f.debug_tuple("Key").field(error).finish(),
+            Error::Legacy {
+                format,
+                offset,
+                key,
+                reason,
+            } => f
+                .debug_struct("Legacy")
+                .field("format", format)
+                .field("offset", offset)
+                .field("key", key)
+                .field("reason", reason)
+                .finish(),
             Error::Tensor { key, problem } => f
                 .debug_struct("Tensor")
                 .field("key", key)
@@ -259,6 +288,25 @@ impl Error {
     pub(crate) fn format(offset: u64, reason: impl Into<String>) -> Self {
         Error::Format {
             offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// An error of a reader of another format ([`Error::Legacy`]).
+    #[cfg_attr(
+        not(any(feature = "msgpack", feature = "pickle", feature = "npz")),
+        allow(dead_code)
+    )]
+    pub(crate) fn legacy(
+        format: &'static str,
+        offset: u64,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Legacy {
+            format,
+            offset,
+            key: key.into(),
             reason: reason.into(),
         }
     }

@@ -41,6 +41,8 @@ pub mod format;
 pub mod hf;
 pub mod io;
 pub mod key;
+#[cfg(any(feature = "msgpack", feature = "pickle", feature = "npz"))]
+pub mod legacy;
 pub mod params;
 pub mod reader;
 pub mod schema;
