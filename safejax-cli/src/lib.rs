@@ -10,11 +10,15 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod check;
+pub mod checkpoint;
 pub mod codegen;
 pub mod convert;
 pub mod detect;
 pub mod diff;
 pub mod inspect;
+pub mod output;
+pub mod units;
+pub mod values;
 
 /// The command line.
 #[derive(Debug, Parser)]
