@@ -5,8 +5,8 @@
 //! memory used does not grow with the files):
 //!
 //! - floats (`F16`, `BF16`, `F32`, `F64`): `a` and `b` are equal when `|a - b| <= atol + rtol *
-//!   |b|`, numpy's `allclose` (so the tolerance is relative to B); equal values, infinities of
-//!   the same sign included, are always equal; NaN equals NaN and nothing else. The report
+//!   |b|`, numpy's `allclose` (so the tolerance is relative to B); equal values are always
+//!   equal; an infinity equals only the same infinity, NaN only NaN. The report
 //!   gives the largest `|a - b|` and the largest `|a - b| / |b|`, where a `b` of zero gives 0
 //!   if `a` is zero too and infinity otherwise; pairs with one NaN are counted apart and left
 //!   out of both maxima;
@@ -243,7 +243,8 @@ impl FloatStats {
         };
         self.max_abs = self.max_abs.max(abs);
         self.max_rel = self.max_rel.max(rel);
-        if !(abs <= tolerance.atol + tolerance.rtol * b.abs()) {
+        // Infinities are equal only to themselves (caught above), whatever the tolerance.
+        if a.is_infinite() || b.is_infinite() || abs > tolerance.atol + tolerance.rtol * b.abs() {
             self.not_close += 1;
         }
     }
