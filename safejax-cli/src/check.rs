@@ -25,6 +25,10 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
         for warning in checkpoint.warnings() {
             writeln!(out, "{}: warning: {warning}", path.display()).map_err(write_failed)?;
         }
+        for problem in checkpoint.problems() {
+            writeln!(out, "{}: {problem}", path.display()).map_err(write_failed)?;
+            outcome = Outcome::Found;
+        }
         for file in checkpoint.files() {
             if !check_file(file, args.values, out)? {
                 outcome = Outcome::Found;

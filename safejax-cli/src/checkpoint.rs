@@ -75,6 +75,7 @@ impl File {
 pub struct Checkpoint {
     path: PathBuf,
     files: Vec<File>,
+    problems: Vec<String>,
     warnings: Vec<String>,
 }
 
@@ -92,6 +93,7 @@ impl Checkpoint {
         Ok(Checkpoint {
             path: path.to_owned(),
             files: vec![File::open(path)?],
+            problems: Vec::new(),
             warnings: Vec::new(),
         })
     }
@@ -106,6 +108,13 @@ impl Checkpoint {
         &self.files
     }
 
+    /// What makes the index disagree with its shards (a key in two shards, a key missing from
+    /// the shard the index names): `check` reports them, [`Checkpoint::parse`] refuses the
+    /// checkpoint. Empty for a single file.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
     /// What is wrong with the index without making it unusable (a `total_size` that is not the
     /// shards' total); empty for a single file.
     pub fn warnings(&self) -> &[String] {
@@ -117,8 +126,12 @@ impl Checkpoint {
         self.files.iter().map(File::len).sum()
     }
 
-    /// Every file parsed and checked; the first that is not valid is a failure naming it.
+    /// Every file parsed and checked; the first that is not valid (or a problem of the index)
+    /// is a failure naming it.
     pub fn parse(&self) -> Result<Tensors<'_>, Failure> {
+        if let Some(problem) = self.problems.first() {
+            return Err(Failure::at(&self.path, problem));
+        }
         let mut files = Vec::with_capacity(self.files.len());
         let mut metadata = Metadata::new();
         for file in &self.files {
