@@ -12,7 +12,7 @@ use std::io::Write;
 use safejax_core::format::Parsed;
 use safejax_core::{Dtype, Error};
 
-use crate::checkpoint::{Checkpoint, File, cause};
+use crate::checkpoint::{CHUNK, Checkpoint, Chunks, File, cause};
 use crate::output::write_failed;
 use crate::values::{float_blocks, is_float};
 use crate::{CheckArgs, Failure, Outcome};
@@ -48,7 +48,7 @@ fn check_file(file: &File, values: bool, out: &mut dyn Write) -> Result<bool, Fa
             return Ok(false);
         }
     };
-    if let Some((offset, reason)) = bad_bool(&parsed) {
+    if let Some((offset, reason)) = bad_bool(file, &parsed) {
         writeln!(out, "{name}: problem at byte {offset}: {reason}").map_err(write_failed)?;
         return Ok(false);
     }
@@ -57,7 +57,7 @@ fn check_file(file: &File, values: bool, out: &mut dyn Write) -> Result<bool, Fa
         writeln!(out, "{name}: ok ({summary})").map_err(write_failed)?;
         return Ok(true);
     }
-    let counts = count_non_finite(&parsed);
+    let counts = count_non_finite(file, &parsed);
     let floats = counts.len();
     let bad: Vec<_> = counts.iter().filter(|c| c.nan + c.inf > 0).collect();
     if bad.is_empty() {
@@ -95,20 +95,26 @@ fn problem(error: &Error) -> String {
 
 /// The first byte of a bool tensor that is neither 0 nor 1: its offset in the file, and what
 /// is wrong there.
-fn bad_bool(parsed: &Parsed<'_>) -> Option<(u64, String)> {
+fn bad_bool<'f>(file: &'f File, parsed: &Parsed<'f>) -> Option<(u64, String)> {
     parsed
         .iter()
         .filter(|(_, tensor)| tensor.dtype() == Dtype::BOOL)
         .find_map(|(name, tensor)| {
-            let bytes = tensor.borrowed()?;
-            let at = bytes.iter().position(|&b| b > 1)?;
-            Some((
-                tensor.offset() + at as u64,
-                format!(
-                    "tensor `{name}`: bool element {at} is byte {}, expected 0 or 1",
-                    bytes[at]
-                ),
-            ))
+            let mut seen = 0;
+            for chunk in Chunks::new(file, &tensor, CHUNK) {
+                if let Some(at) = chunk.iter().position(|&b| b > 1) {
+                    let element = seen + at;
+                    return Some((
+                        tensor.offset() + element as u64,
+                        format!(
+                            "tensor `{name}`: bool element {element} is byte {}, expected 0 or 1",
+                            chunk[at]
+                        ),
+                    ));
+                }
+                seen += chunk.len();
+            }
+            None
         })
 }
 
@@ -122,7 +128,7 @@ struct NonFinite<'p> {
 }
 
 /// The NaN and infinite values of every float tensor, a block at a time.
-fn count_non_finite<'p>(parsed: &'p Parsed<'_>) -> Vec<NonFinite<'p>> {
+fn count_non_finite<'p, 'f>(file: &'f File, parsed: &'p Parsed<'f>) -> Vec<NonFinite<'p>> {
     parsed
         .iter()
         .filter(|(_, tensor)| is_float(tensor.dtype()))
@@ -134,12 +140,13 @@ fn count_non_finite<'p>(parsed: &'p Parsed<'_>) -> Vec<NonFinite<'p>> {
                 nan: 0,
                 inf: 0,
             };
-            let bytes = tensor.borrowed().unwrap_or_default();
-            float_blocks(tensor.dtype(), bytes, |block| {
-                count.len += block.len();
-                count.nan += block.iter().filter(|x| x.is_nan()).count();
-                count.inf += block.iter().filter(|x| x.is_infinite()).count();
-            });
+            for chunk in Chunks::new(file, &tensor, CHUNK) {
+                float_blocks(tensor.dtype(), chunk, |block| {
+                    count.len += block.len();
+                    count.nan += block.iter().filter(|x| x.is_nan()).count();
+                    count.inf += block.iter().filter(|x| x.is_infinite()).count();
+                });
+            }
             count
         })
         .collect()

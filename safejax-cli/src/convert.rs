@@ -17,16 +17,16 @@
 //! atomically: a failed conversion leaves the old file, or none.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use regex::Regex;
-use safejax_core::format::TensorRef;
 use safejax_core::{Dtype, Leaf, Metadata, Saver};
 
-use crate::checkpoint::{Checkpoint, cause, is_index};
+use crate::checkpoint::{CHUNK, Checkpoint, Entry, cause, is_index};
 use crate::output::write_failed;
 use crate::units::parse_size;
 use crate::values::{convert_floats, is_float, width};
@@ -51,11 +51,14 @@ pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<Outcome, Failure> 
         .collect::<Result<Vec<_>, _>>()?;
     let input = Checkpoint::open(&args.input)?;
     let tensors = input.parse()?;
-    let progress = progress_bar(input.total_bytes());
-    let mut leaves: Vec<Converting<'_, '_>> = Vec::new();
+    let writing = Writing {
+        progress: progress_bar(input.total_bytes()),
+        borrowed: Cell::new(None),
+    };
+    let mut leaves: Vec<Converting<'_, '_, '_>> = Vec::new();
     let mut origin: HashMap<String, &str> = HashMap::new();
     let mut renamed = 0;
-    for (key, tensor) in tensors.by_name() {
+    for (key, entry) in tensors.by_name() {
         if !args.only.is_empty() && !args.only.iter().any(|prefix| key.starts_with(prefix)) {
             continue;
         }
@@ -71,7 +74,7 @@ pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<Outcome, Failure> 
             )));
         }
         renamed += usize::from(name != key);
-        leaves.push(Converting::new(name, &tensor, target, &progress)?);
+        leaves.push(Converting::new(name, entry, target, &writing));
     }
     if leaves.is_empty() {
         return Err(Failure(format!(
@@ -86,7 +89,8 @@ pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<Outcome, Failure> 
         .map(|leaf| (leaf.name.clone(), leaf as &dyn Leaf))
         .collect();
     let written = write_output(&named, &tensors.metadata, &args.output, max_shard_size);
-    progress.finish_and_clear();
+    writing.progress.finish_and_clear();
+    writing.release_borrowed();
     written?;
     let mut what = vec![format!("{} tensors", named.len())];
     if let Some(dtype) = target {
@@ -221,37 +225,48 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
-/// A tensor of the input as it is written to the output: converted when its data is asked
-/// for, so that one converted tensor exists at a time.
-struct Converting<'p, 'd> {
-    name: String,
-    dtype: Dtype,
-    shape: &'p [usize],
-    bytes: &'d [u8],
-    to: Option<Dtype>,
-    progress: &'p ProgressBar,
+/// What the tensors being written share: the progress bar, and the tensor of the input whose
+/// bytes the writer was last handed as they are.
+struct Writing<'t, 'c> {
+    progress: ProgressBar,
+    borrowed: Cell<Option<Entry<'t, 'c>>>,
 }
 
-impl<'p, 'd> Converting<'p, 'd> {
+impl Writing<'_, '_> {
+    /// Hands the pages of the tensor last written as it is back to the kernel: the writer,
+    /// which asks for one tensor at a time, is done with it.
+    fn release_borrowed(&self) {
+        if let Some(entry) = self.borrowed.take() {
+            entry.release();
+        }
+    }
+}
+
+/// A tensor of the input as it is written to the output: converted when the writer asks for
+/// its data, so that one converted tensor exists at a time, and the input's pages handed back
+/// to the kernel as they are read.
+struct Converting<'w, 't, 'c> {
+    name: String,
+    entry: Entry<'t, 'c>,
+    to: Option<Dtype>,
+    writing: &'w Writing<'t, 'c>,
+}
+
+impl<'w, 't, 'c> Converting<'w, 't, 'c> {
     fn new(
         name: String,
-        tensor: &TensorRef<'p, 'd>,
+        entry: Entry<'t, 'c>,
         target: Option<Dtype>,
-        progress: &'p ProgressBar,
-    ) -> Result<Self, Failure> {
-        let bytes = tensor
-            .borrowed()
-            .ok_or_else(|| Failure(format!("tensor `{name}`: its bytes are not in memory")))?;
-        let dtype = tensor.dtype();
+        writing: &'w Writing<'t, 'c>,
+    ) -> Self {
+        let dtype = entry.tensor.dtype();
         let to = target.filter(|&to| is_float(dtype) && to != dtype);
-        Ok(Converting {
+        Converting {
             name,
-            dtype,
-            shape: tensor.shape(),
-            bytes,
+            entry,
             to,
-            progress,
-        })
+            writing,
+        }
     }
 
     fn converts(&self) -> bool {
@@ -259,27 +274,38 @@ impl<'p, 'd> Converting<'p, 'd> {
     }
 }
 
-impl Leaf for Converting<'_, '_> {
+impl Leaf for Converting<'_, '_, '_> {
     fn dtype(&self) -> Dtype {
-        self.to.unwrap_or(self.dtype)
+        self.to.unwrap_or(self.entry.tensor.dtype())
     }
 
     fn shape(&self) -> Cow<'_, [usize]> {
-        Cow::Borrowed(self.shape)
+        Cow::Borrowed(self.entry.tensor.shape())
     }
 
     fn data(&self) -> Cow<'_, [u8]> {
-        self.progress.inc(self.bytes.len() as u64);
-        match self.to {
-            Some(to) => Cow::Owned(convert_floats(self.dtype, to, self.bytes)),
-            None => Cow::Borrowed(self.bytes),
+        self.writing.release_borrowed();
+        self.writing
+            .progress
+            .inc(self.entry.tensor.byte_len() as u64);
+        let from = self.entry.tensor.dtype();
+        let Some(to) = self.to else {
+            self.writing.borrowed.set(Some(self.entry));
+            return Cow::Borrowed(self.entry.bytes());
+        };
+        let mut out = Vec::with_capacity(self.data_len());
+        // Whole elements per chunk: `CHUNK` is a multiple of every float width.
+        for chunk in self.entry.chunks(CHUNK) {
+            convert_floats(from, to, chunk, &mut out);
         }
+        Cow::Owned(out)
     }
 
     fn data_len(&self) -> usize {
+        let len = self.entry.tensor.byte_len();
         match self.to {
-            Some(to) => self.bytes.len() / width(self.dtype) * width(to),
-            None => self.bytes.len(),
+            Some(to) => len / width(self.entry.tensor.dtype()) * width(to),
+            None => len,
         }
     }
 }

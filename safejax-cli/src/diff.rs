@@ -21,7 +21,7 @@ use std::io::Write;
 use safejax_core::Dtype;
 use safejax_core::format::TensorRef;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{CHUNK, Checkpoint, Entry};
 use crate::output::write_failed;
 use crate::values::{BLOCK, decode_floats, decode_ints, is_float, is_int, width};
 use crate::{DiffArgs, Failure, Outcome};
@@ -41,14 +41,17 @@ pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
         match (ma.get(key), mb.get(key)) {
             (Some(x), None) => {
                 counts.only_a += 1;
-                w(format!("only in A: {key} ({})", describe(x)))?;
+                w(format!("only in A: {key} ({})", describe(&x.tensor)))?;
             }
             (None, Some(y)) => {
                 counts.only_b += 1;
-                w(format!("only in B: {key} ({})", describe(y)))?;
+                w(format!("only in B: {key} ({})", describe(&y.tensor)))?;
             }
             (Some(x), Some(y)) => {
-                if let Some(line) = compare(key, x, y, tolerance, &mut counts) {
+                let line = compare(key, x, y, tolerance, &mut counts);
+                x.release();
+                y.release();
+                if let Some(line) = line {
                     w(line)?;
                 }
             }
@@ -122,43 +125,39 @@ fn describe(tensor: &TensorRef<'_, '_>) -> String {
 /// Compares one common tensor; the line to report, if any.
 fn compare(
     key: &str,
-    a: &TensorRef<'_, '_>,
-    b: &TensorRef<'_, '_>,
+    a: &Entry<'_, '_>,
+    b: &Entry<'_, '_>,
     tolerance: Tolerance,
     counts: &mut Counts,
 ) -> Option<String> {
-    if a.shape() != b.shape() {
+    let (ta, tb) = (&a.tensor, &b.tensor);
+    if ta.shape() != tb.shape() {
         counts.different += 1;
         return Some(format!(
             "shape differs: {key}: {} in A, {} in B",
-            describe(a),
-            describe(b)
+            describe(ta),
+            describe(tb)
         ));
     }
-    let (bytes_a, bytes_b) = (
-        a.borrowed().unwrap_or_default(),
-        b.borrowed().unwrap_or_default(),
-    );
-    if a.dtype() != b.dtype() {
+    let dtype = ta.dtype();
+    if dtype != tb.dtype() {
         counts.different += 1;
         let mut line = format!(
             "dtype differs: {key}: {} in A, {} in B",
-            describe(a),
-            describe(b)
+            describe(ta),
+            describe(tb)
         );
-        if is_float(a.dtype()) && is_float(b.dtype()) {
-            let stats = float_stats((a.dtype(), bytes_a), (b.dtype(), bytes_b), tolerance);
-            line.push_str(&format!(" ({})", stats.maxima()));
+        if is_float(dtype) && is_float(tb.dtype()) {
+            line.push_str(&format!(" ({})", float_stats(a, b, tolerance).maxima()));
         }
         return Some(line);
     }
-    if bytes_a == bytes_b {
+    if a.chunks(CHUNK).zip(b.chunks(CHUNK)).all(|(x, y)| x == y) {
         counts.identical += 1;
         return None;
     }
-    let dtype = a.dtype();
     if is_float(dtype) {
-        let stats = float_stats((dtype, bytes_a), (dtype, bytes_b), tolerance);
+        let stats = float_stats(a, b, tolerance);
         if stats.not_close == 0 {
             counts.within += 1;
             return Some(format!("within tolerance: {key}: {}", stats.maxima()));
@@ -174,25 +173,32 @@ fn compare(
     }
     counts.different += 1;
     if is_int(dtype) {
-        let (differing, max) = int_stats(dtype, bytes_a, bytes_b);
-        let elements = bytes_a.len() / width(dtype);
+        let (differing, max) = int_stats(dtype, a, b);
+        let elements = ta.byte_len() / width(dtype);
         return Some(format!(
             "values differ: {key}: {differing} of {elements} elements differ; max |a-b| = {max}"
         ));
     }
+    let differing: usize = a
+        .chunks(CHUNK)
+        .zip(b.chunks(CHUNK))
+        .map(|(x, y)| x.iter().zip(y).filter(|(p, q)| p != q).count())
+        .sum();
     if dtype == Dtype::BOOL {
-        let differing = bytes_a.iter().zip(bytes_b).filter(|(x, y)| x != y).count();
         return Some(format!(
             "values differ: {key}: {differing} of {} elements differ",
-            bytes_a.len()
+            ta.byte_len()
         ));
     }
-    let differing = bytes_a.iter().zip(bytes_b).filter(|(x, y)| x != y).count();
     Some(format!(
         "values differ: {key}: {differing} of {} bytes differ ({dtype} is compared byte for byte)",
-        bytes_a.len()
+        ta.byte_len()
     ))
 }
+
+/// The elements of the chunks in which two tensors are read together: a chunk of the widest
+/// dtype is [`CHUNK`] bytes.
+const CHUNK_ELEMENTS: usize = CHUNK / 8;
 
 /// What a float comparison found.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -251,8 +257,19 @@ impl FloatStats {
 }
 
 /// Compares two float tensors of the same number of elements, a block at a time.
-fn float_stats(a: (Dtype, &[u8]), b: (Dtype, &[u8]), tolerance: Tolerance) -> FloatStats {
+fn float_stats(a: &Entry<'_, '_>, b: &Entry<'_, '_>, tolerance: Tolerance) -> FloatStats {
     let mut stats = FloatStats::default();
+    let (da, db) = (a.tensor.dtype(), b.tensor.dtype());
+    let chunks_a = a.chunks(CHUNK_ELEMENTS * width(da));
+    let chunks_b = b.chunks(CHUNK_ELEMENTS * width(db));
+    for (chunk_a, chunk_b) in chunks_a.zip(chunks_b) {
+        add_floats(&mut stats, (da, chunk_a), (db, chunk_b), tolerance);
+    }
+    stats
+}
+
+/// Adds the pairs of two runs of floats of the same length to `stats`.
+fn add_floats(stats: &mut FloatStats, a: (Dtype, &[u8]), b: (Dtype, &[u8]), tolerance: Tolerance) {
     let (mut block_a, mut block_b) = ([0f64; BLOCK], [0f64; BLOCK]);
     let chunks_a = a.1.chunks(BLOCK * width(a.0));
     let chunks_b = b.1.chunks(BLOCK * width(b.0));
@@ -264,14 +281,21 @@ fn float_stats(a: (Dtype, &[u8]), b: (Dtype, &[u8]), tolerance: Tolerance) -> Fl
             stats.add(x, y, tolerance);
         }
     }
-    stats
 }
 
 /// Compares two integer tensors of `dtype` exactly: how many elements differ, and the largest
 /// difference.
-fn int_stats(dtype: Dtype, a: &[u8], b: &[u8]) -> (usize, i128) {
+fn int_stats(dtype: Dtype, a: &Entry<'_, '_>, b: &Entry<'_, '_>) -> (usize, i128) {
+    let mut found = (0, 0);
+    for (chunk_a, chunk_b) in a.chunks(CHUNK).zip(b.chunks(CHUNK)) {
+        add_ints(&mut found, dtype, chunk_a, chunk_b);
+    }
+    found
+}
+
+/// Adds the differing elements of two runs of integers of the same length to `found`.
+fn add_ints(found: &mut (usize, i128), dtype: Dtype, a: &[u8], b: &[u8]) {
     let (mut block_a, mut block_b) = ([0i128; BLOCK], [0i128; BLOCK]);
-    let (mut differing, mut max) = (0, 0i128);
     for (chunk_a, chunk_b) in a
         .chunks(BLOCK * width(dtype))
         .zip(b.chunks(BLOCK * width(dtype)))
@@ -281,12 +305,11 @@ fn int_stats(dtype: Dtype, a: &[u8], b: &[u8]) -> (usize, i128) {
         decode_ints(dtype, chunk_b, &mut block_b[..n]);
         for (&x, &y) in block_a[..n].iter().zip(&block_b[..n]) {
             if x != y {
-                differing += 1;
-                max = max.max((x - y).abs());
+                found.0 += 1;
+                found.1 = found.1.max((x - y).abs());
             }
         }
     }
-    (differing, max)
 }
 
 #[cfg(test)]
@@ -339,6 +362,8 @@ mod tests {
     fn integers_compare_exactly() {
         let a: Vec<u8> = [1i32, -5, 7].iter().flat_map(|x| x.to_le_bytes()).collect();
         let b: Vec<u8> = [1i32, 5, 7].iter().flat_map(|x| x.to_le_bytes()).collect();
-        assert_eq!(int_stats(Dtype::I32, &a, &b), (1, 10));
+        let mut found = (0, 0);
+        add_ints(&mut found, Dtype::I32, &a, &b);
+        assert_eq!(found, (1, 10));
     }
 }

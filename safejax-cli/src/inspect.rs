@@ -443,7 +443,8 @@ impl Report {
         let reading = Reading::of(&keys, style);
         let mut tree = Node::default();
         let mut unparsed = 0;
-        for (key, tensor) in tensors.iter() {
+        for (key, entry) in tensors.iter() {
+            let tensor = entry.tensor;
             let (steps, leaf) = reading.steps(key).unwrap_or_else(|| {
                 unparsed += 1;
                 (Vec::new(), Step::new(Kind::Tensor, key))

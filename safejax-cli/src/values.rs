@@ -113,16 +113,20 @@ pub fn float_blocks(dtype: Dtype, bytes: &[u8], mut each: impl FnMut(&[f64])) {
     }
 }
 
-/// Converts a whole tensor of floats from one dtype to another.
-pub fn convert_floats(from: Dtype, to: Dtype, bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() / width(from) * width(to));
-    float_blocks(from, bytes, |values| encode_floats(to, values, &mut out));
-    out
+/// Appends the floats of `bytes`, of dtype `from`, to `out` as floats of dtype `to`.
+pub fn convert_floats(from: Dtype, to: Dtype, bytes: &[u8], out: &mut Vec<u8>) {
+    float_blocks(from, bytes, |values| encode_floats(to, values, out));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn convert(from: Dtype, to: Dtype, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        convert_floats(from, to, bytes, &mut out);
+        out
+    }
 
     #[test]
     fn floats_round_trip_through_every_width() {
@@ -141,15 +145,15 @@ mod tests {
             assert_eq!(&back[..5], &values[..5], "{dtype}");
             assert_eq!(back[5], expected, "{dtype}");
         }
-        let nan = convert_floats(Dtype::F64, Dtype::F16, &f64::NAN.to_le_bytes());
+        let nan = convert(Dtype::F64, Dtype::F16, &f64::NAN.to_le_bytes());
         assert!(f16::from_le_bytes(array(&nan)).is_nan());
     }
 
     #[test]
     fn narrowing_rounds_to_nearest() {
-        let bytes = convert_floats(Dtype::F32, Dtype::F16, &(1.0f32 + 1e-4).to_le_bytes());
+        let bytes = convert(Dtype::F32, Dtype::F16, &(1.0f32 + 1e-4).to_le_bytes());
         assert_eq!(f16::from_le_bytes(array(&bytes)), f16::from_f32(1.0));
-        let bytes = convert_floats(Dtype::F16, Dtype::F32, &f16::from_f32(0.5).to_le_bytes());
+        let bytes = convert(Dtype::F16, Dtype::F32, &f16::from_f32(0.5).to_le_bytes());
         assert_eq!(bytes, 0.5f32.to_le_bytes());
     }
 

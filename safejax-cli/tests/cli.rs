@@ -797,3 +797,45 @@ fn convert_replaces_its_own_input() {
         std::fs::read(fixture("objax_mlp.safetensors")).ok()
     );
 }
+
+// ------------------------------------------------------------------- tensors read in chunks
+
+#[test]
+fn values_past_the_first_chunk_are_read() {
+    let dir = temp();
+    // 16 MiB is the chunk of bytes; 2 Mi elements the chunk of a float comparison.
+    let len = (16 << 20) + 5;
+    let mut mask = vec![1u8; len];
+    mask[len - 2] = 7;
+    let path = dir.path().join("mask.safetensors");
+    let mask = Tensor::new(Dtype::BOOL, vec![len], mask).unwrap_or_else(|e| panic!("{e}"));
+    save(&path, &[("mask", &mask)], Metadata::new());
+    let at = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) - 2;
+    check_fails(
+        &path,
+        &[&format!(
+            "problem at byte {at}: tensor `mask`: bool element {} is byte 7",
+            len - 2
+        )],
+    );
+
+    let n = (2 << 20) + 3;
+    let mut values = vec![0.5f32; n];
+    let a = one(dir.path(), "a.safetensors", &f32s(&values), &[]);
+    values[n - 1] = 0.25;
+    let b = one(dir.path(), "b.safetensors", &f32s(&values), &[]);
+    let run = diff(&a, &b, &[]);
+    line_with(
+        &run.stdout,
+        &[&format!(
+            "values differ: w: 1 of {n} elements out of tolerance; max |a-b| = 2.500e-1, max |a-b|/|b| = 1.000e0"
+        )],
+    );
+    let half = dir.path().join("half.safetensors");
+    assert_eq!(convert(&b, &half, &["--dtype", "f16"]).code, 0);
+    let run = diff(&half, &b, &[]);
+    line_with(
+        &run.stdout,
+        &["dtype differs: w: F16 [2097155] in A, F32 [2097155] in B (max |a-b| = 0.000e0"],
+    );
+}
