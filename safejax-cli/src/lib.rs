@@ -10,11 +10,15 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod check;
+pub mod checkpoint;
 pub mod codegen;
 pub mod convert;
 pub mod detect;
 pub mod diff;
 pub mod inspect;
+pub mod output;
+pub mod units;
+pub mod values;
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -36,7 +40,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Compares two files; exits with 0 only if they are equal within the tolerances.
     Diff(DiffArgs),
-    /// Converts dtypes, renames keys, keeps some of them, and shards.
+    /// Converts float dtypes, renames keys and keeps some of them, streaming tensor by tensor.
     Convert(ConvertArgs),
 }
 
@@ -57,7 +61,7 @@ pub enum StyleArg {
 /// `safejax inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Files to show: `.safetensors` files or the index of a sharded checkpoint.
+    /// The `.safetensors` files to show.
     #[arg(required = true)]
     pub files: Vec<std::path::PathBuf>,
     /// How the keys are named.
@@ -88,7 +92,7 @@ pub struct CodegenArgs {
 /// `safejax check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Files to check: `.safetensors` files or the index of a sharded checkpoint.
+    /// The `.safetensors` files to check.
     #[arg(required = true)]
     pub files: Vec<std::path::PathBuf>,
     /// Also counts NaN and infinite values in every float tensor.
@@ -99,14 +103,14 @@ pub struct CheckArgs {
 /// `safejax diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The first file (or index).
+    /// The first file.
     pub a: std::path::PathBuf,
-    /// The second file (or index).
+    /// The second file.
     pub b: std::path::PathBuf,
-    /// Absolute tolerance.
+    /// Absolute tolerance: floats are equal when |a-b| <= atol + rtol*|b|.
     #[arg(long, default_value_t = 0.0)]
     pub atol: f64,
-    /// Relative tolerance.
+    /// Relative tolerance (to B's values).
     #[arg(long, default_value_t = 0.0)]
     pub rtol: f64,
 }
@@ -114,20 +118,21 @@ pub struct DiffArgs {
 /// `safejax convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The file (or index) to read.
+    /// The file to read.
     pub input: std::path::PathBuf,
-    /// The file to write; an index (`*.safetensors.index.json`) writes shards beside it.
+    /// The file to write, replaced atomically.
     pub output: std::path::PathBuf,
-    /// Converts every float tensor to this dtype.
+    /// Converts every F16, BF16, F32 and F64 tensor to this dtype.
     #[arg(long, value_parser = ["f16", "bf16", "f32", "f64"])]
     pub dtype: Option<String>,
-    /// Renames keys: `REGEX=REPLACEMENT`, applied in order.
+    /// Renames keys: `REGEX=REPLACEMENT`, every match replaced, rules applied in order.
     #[arg(long = "rename", value_name = "REGEX=REPLACEMENT")]
     pub renames: Vec<String>,
-    /// Keeps only the keys that start with one of these prefixes.
+    /// Keeps only the keys that start with one of these prefixes (before renaming).
     #[arg(long = "only", value_name = "PREFIX")]
     pub only: Vec<String>,
-    /// Splits the output into shards of at most this size (SI units: `5GB` is 5*10^9 bytes).
+    /// The most tensor bytes one output file may hold (SI units: `5GB` is 5*10^9 bytes; `GiB`
+    /// is 2^30).
     #[arg(long, value_name = "SIZE")]
     pub max_shard_size: Option<String>,
 }

@@ -1,0 +1,142 @@
+//! The commands on sharded checkpoints (an index and its shards, in the Hugging Face
+//! convention). Ignored while the command refuses indexes: they run once safejax-core's shard
+//! support is in the build and `checkpoint::Checkpoint::open` and `convert::write_output` use
+//! it (`cargo test -p safejax-cli --test sharded -- --ignored` runs them).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use safejax_core::{Dtype, Leaf, Metadata, Saver, Tensor};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn safejax<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_safejax"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run safejax: {e}"));
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn f32s(values: &[f32]) -> Tensor {
+    let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+    Tensor::new(Dtype::F32, vec![values.len()], bytes).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn save(path: &Path, tensors: &[(&str, &Tensor)]) {
+    let named: Vec<(String, &dyn Leaf)> = tensors
+        .iter()
+        .map(|(name, tensor)| (name.to_string(), *tensor as &dyn Leaf))
+        .collect();
+    Saver::new()
+        .metadata(Metadata::new())
+        .save_tensors(&named, path)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A checkpoint of `a`, `b` (first shard) and `c` (second shard) in `dir`, with its index, and
+/// the same tensors in one file; `weight_map` overrides the index's map when given.
+fn sharded(dir: &Path, weight_map: Option<serde_json::Value>) -> (PathBuf, PathBuf) {
+    let (a, b, c) = (f32s(&[1.0, 2.0]), f32s(&[3.0]), f32s(&[4.0, 5.0, 6.0]));
+    let first = "model-00001-of-00002.safetensors";
+    let second = "model-00002-of-00002.safetensors";
+    save(&dir.join(first), &[("a", &a), ("b", &b)]);
+    save(&dir.join(second), &[("c", &c)]);
+    let map =
+        weight_map.unwrap_or_else(|| serde_json::json!({"a": first, "b": first, "c": second}));
+    let index = serde_json::json!({"metadata": {"total_size": 24}, "weight_map": map});
+    let index_path = dir.join("model.safetensors.index.json");
+    std::fs::write(&index_path, index.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let single = dir.join("single.safetensors");
+    save(&single, &[("a", &a), ("b", &b), ("c", &c)]);
+    (index_path, single)
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+#[ignore = "sharded checkpoints need safejax-core's shard support"]
+fn inspect_shows_every_shard_and_the_whole_tree() {
+    let dir = temp();
+    let (index, _) = sharded(dir.path(), None);
+    let run = safejax(&["inspect".as_ref(), index.as_os_str()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("3 tensors, 6 parameters, 24 B of tensor data"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("shard"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("model-00002-of-00002.safetensors: 1 tensors"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+#[ignore = "sharded checkpoints need safejax-core's shard support"]
+fn check_passes_shards_that_agree_with_their_index_and_fails_others() {
+    let dir = temp();
+    let (index, _) = sharded(dir.path(), None);
+    let run = safejax(&["check".as_ref(), index.as_os_str()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout.matches(": ok (").count(), 2, "{}", run.stdout);
+    let wrong = serde_json::json!({
+        "a": "model-00002-of-00002.safetensors",
+        "b": "model-00001-of-00002.safetensors",
+        "c": "model-00002-of-00002.safetensors",
+    });
+    let (index, _) = sharded(dir.path(), Some(wrong));
+    let run = safejax(&["check".as_ref(), index.as_os_str()]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("`a`"), "{}", run.stdout);
+}
+
+#[test]
+#[ignore = "sharded checkpoints need safejax-core's shard support"]
+fn diff_and_convert_read_an_index_as_one_checkpoint() {
+    let dir = temp();
+    let (index, single) = sharded(dir.path(), None);
+    let run = safejax(&["diff".as_ref(), index.as_os_str(), single.as_os_str()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let joined = dir.path().join("joined.safetensors");
+    let run = safejax(&["convert".as_ref(), index.as_os_str(), joined.as_os_str()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(std::fs::read(&joined).ok(), std::fs::read(&single).ok());
+}
+
+#[test]
+#[ignore = "sharded checkpoints need safejax-core's shard support"]
+fn convert_writes_shards_of_at_most_the_size_asked() {
+    let dir = temp();
+    let (_, single) = sharded(dir.path(), None);
+    let out = dir.path().join("out").join("model.safetensors.index.json");
+    std::fs::create_dir_all(dir.path().join("out")).unwrap_or_else(|e| panic!("{e}"));
+    let run = safejax(&[
+        "convert".as_ref(),
+        single.as_os_str(),
+        out.as_os_str(),
+        "--max-shard-size".as_ref(),
+        "12B".as_ref(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let shards = std::fs::read_dir(dir.path().join("out"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    assert!(shards >= 3, "an index and at least two shards");
+    let run = safejax(&["diff".as_ref(), out.as_os_str(), single.as_os_str()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
