@@ -22,8 +22,11 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<Outcome, Failure> {
     let mut outcome = Outcome::Clean;
     for path in &args.files {
         let checkpoint = Checkpoint::open(path)?;
+        // What a load only warns of (an index's `total_size` that disagrees with its shards)
+        // fails a check: the files are not what their index says.
         for warning in checkpoint.warnings() {
-            writeln!(out, "{}: warning: {warning}", path.display()).map_err(write_failed)?;
+            writeln!(out, "{}: {warning}", path.display()).map_err(write_failed)?;
+            outcome = Outcome::Found;
         }
         for problem in checkpoint.problems() {
             writeln!(out, "{}: {problem}", path.display()).map_err(write_failed)?;

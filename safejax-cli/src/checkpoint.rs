@@ -19,8 +19,7 @@ pub const CHUNK: usize = 16 << 20;
 /// Whether `path` names the index of a sharded checkpoint (`model.safetensors.index.json`):
 /// its name ends in `.json`.
 pub fn is_index(path: &Path) -> bool {
-    path.file_name()
-        .is_some_and(|name| name.as_encoded_bytes().ends_with(b".json"))
+    safejax_core::shard::is_index(path)
 }
 
 /// One safetensors file of a checkpoint, mapped into memory.
@@ -112,17 +111,42 @@ impl Checkpoint {
     /// are not parsed yet: see [`Checkpoint::parse`] and [`File::parse`].
     pub fn open(path: &Path) -> Result<Self, Failure> {
         if is_index(path) {
-            return Err(Failure::at(
-                path,
-                "is the index of a sharded checkpoint; sharded checkpoints need safejax-core's \
-                 shard support, which this build does not have: give the shard files instead",
-            ));
+            return Self::open_index(path);
         }
         Ok(Checkpoint {
             path: path.to_owned(),
             files: vec![File::open(path)?],
             problems: Vec::new(),
             warnings: Vec::new(),
+        })
+    }
+
+    /// Opens the shards of the index at `path`. An index that disagrees with its shards is
+    /// opened with that problem; the shards that are there are still checked.
+    fn open_index(path: &Path) -> Result<Self, Failure> {
+        use safejax_core::shard::{Index, Sharded};
+        let (problems, warnings) = match Sharded::open(path) {
+            Ok(sharded) => (Vec::new(), sharded.warnings().to_vec()),
+            Err(error @ Error::Shard { .. }) => (vec![cause(&error)], Vec::new()),
+            // A shard whose header is invalid: its own check reports it.
+            Err(Error::Format { .. }) => (Vec::new(), Vec::new()),
+            Err(error) => return Err(Failure::at(path, cause(&error))),
+        };
+        let index = Index::read(path).map_err(|e| Failure::at(path, cause(&e)))?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let files = index
+            .shards()
+            .into_iter()
+            .filter(|name| Path::new(name).file_name() == Some(std::ffi::OsStr::new(name)))
+            .map(|name| dir.join(name))
+            .filter(|shard| shard.is_file())
+            .map(|shard| File::open(&shard))
+            .collect::<Result<_, _>>()?;
+        Ok(Checkpoint {
+            path: path.to_owned(),
+            files,
+            problems,
+            warnings,
         })
     }
 

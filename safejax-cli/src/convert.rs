@@ -127,11 +127,12 @@ pub fn write_output(
     max_shard_size: Option<u64>,
 ) -> Result<(), Failure> {
     if is_index(path) {
-        return Err(Failure::at(
-            path,
-            "is an index: writing a sharded checkpoint needs safejax-core's shard support, which \
-             this build does not have; write one `.safetensors` file",
-        ));
+        let max = max_shard_size.unwrap_or(safejax_core::shard::DEFAULT_MAX_SHARD_SIZE);
+        return Saver::new()
+            .metadata(metadata.clone())
+            .max_shard_size(max)
+            .save_tensors(tensors, path)
+            .map_err(|e| Failure::at(path, cause(&e)));
     }
     if let Some(max) = max_shard_size {
         let total: u64 = tensors.iter().map(|(_, leaf)| leaf.data_len() as u64).sum();

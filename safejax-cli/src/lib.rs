@@ -61,7 +61,7 @@ pub enum StyleArg {
 /// `safejax inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The `.safetensors` files to show.
+    /// The `.safetensors` files to show, or indexes of sharded checkpoints.
     #[arg(required = true)]
     pub files: Vec<std::path::PathBuf>,
     /// How the keys are named.
@@ -92,7 +92,8 @@ pub struct CodegenArgs {
 /// `safejax check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The `.safetensors` files to check.
+    /// The `.safetensors` files to check, or indexes of sharded checkpoints (checked against
+    /// their shards).
     #[arg(required = true)]
     pub files: Vec<std::path::PathBuf>,
     /// Also counts NaN and infinite values in every float tensor.
@@ -103,9 +104,9 @@ pub struct CheckArgs {
 /// `safejax diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The first file.
+    /// The first file (or index of a sharded checkpoint).
     pub a: std::path::PathBuf,
-    /// The second file.
+    /// The second file (or index).
     pub b: std::path::PathBuf,
     /// Absolute tolerance: floats are equal when |a-b| <= atol + rtol*|b|.
     #[arg(long, default_value_t = 0.0)]
@@ -118,9 +119,10 @@ pub struct DiffArgs {
 /// `safejax convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The file to read.
+    /// The file (or index of a sharded checkpoint) to read.
     pub input: std::path::PathBuf,
-    /// The file to write, replaced atomically.
+    /// The file to write, replaced atomically; an index (`*.safetensors.index.json`) writes
+    /// shards beside it, then the index.
     pub output: std::path::PathBuf,
     /// Converts every F16, BF16, F32 and F64 tensor to this dtype.
     #[arg(long, value_parser = ["f16", "bf16", "f32", "f64"])]
@@ -132,7 +134,7 @@ pub struct ConvertArgs {
     #[arg(long = "only", value_name = "PREFIX")]
     pub only: Vec<String>,
     /// The most tensor bytes one output file may hold (SI units: `5GB` is 5*10^9 bytes; `GiB`
-    /// is 2^30).
+    /// is 2^30); when OUTPUT is an index, the size of its shards (default 5GB).
     #[arg(long, value_name = "SIZE")]
     pub max_shard_size: Option<String>,
 }

@@ -299,19 +299,6 @@ fn usage_errors_are_exit_2() {
     );
 }
 
-#[test]
-fn an_index_is_refused_until_shards_are_supported() {
-    let run = safejax(&["inspect", "model.safetensors.index.json"]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.starts_with(
-            "safejax: model.safetensors.index.json: is the index of a sharded checkpoint"
-        ),
-        "{}",
-        run.stderr
-    );
-}
-
 // ------------------------------------------------------------------------------------ check
 
 #[test]

@@ -1,7 +1,5 @@
 //! The commands on sharded checkpoints (an index and its shards, in the Hugging Face
-//! convention). Ignored while the command refuses indexes: they run once safejax-core's shard
-//! support is in the build and `checkpoint::Checkpoint::open` and `convert::write_output` use
-//! it (`cargo test -p safejax-cli --test sharded -- --ignored` runs them).
+//! convention).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,6 +43,15 @@ fn save(path: &Path, tensors: &[(&str, &Tensor)]) {
 /// A checkpoint of `a`, `b` (first shard) and `c` (second shard) in `dir`, with its index, and
 /// the same tensors in one file; `weight_map` overrides the index's map when given.
 fn sharded(dir: &Path, weight_map: Option<serde_json::Value>) -> (PathBuf, PathBuf) {
+    sharded_of_size(dir, weight_map, 24)
+}
+
+/// [`sharded`] with the index's `total_size` given.
+fn sharded_of_size(
+    dir: &Path,
+    weight_map: Option<serde_json::Value>,
+    total_size: u64,
+) -> (PathBuf, PathBuf) {
     let (a, b, c) = (f32s(&[1.0, 2.0]), f32s(&[3.0]), f32s(&[4.0, 5.0, 6.0]));
     let first = "model-00001-of-00002.safetensors";
     let second = "model-00002-of-00002.safetensors";
@@ -52,7 +59,7 @@ fn sharded(dir: &Path, weight_map: Option<serde_json::Value>) -> (PathBuf, PathB
     save(&dir.join(second), &[("c", &c)]);
     let map =
         weight_map.unwrap_or_else(|| serde_json::json!({"a": first, "b": first, "c": second}));
-    let index = serde_json::json!({"metadata": {"total_size": 24}, "weight_map": map});
+    let index = serde_json::json!({"metadata": {"total_size": total_size}, "weight_map": map});
     let index_path = dir.join("model.safetensors.index.json");
     std::fs::write(&index_path, index.to_string()).unwrap_or_else(|e| panic!("{e}"));
     let single = dir.join("single.safetensors");
@@ -65,7 +72,6 @@ fn temp() -> tempfile::TempDir {
 }
 
 #[test]
-#[ignore = "sharded checkpoints need safejax-core's shard support"]
 fn inspect_shows_every_shard_and_the_whole_tree() {
     let dir = temp();
     let (index, _) = sharded(dir.path(), None);
@@ -87,7 +93,6 @@ fn inspect_shows_every_shard_and_the_whole_tree() {
 }
 
 #[test]
-#[ignore = "sharded checkpoints need safejax-core's shard support"]
 fn check_passes_shards_that_agree_with_their_index_and_fails_others() {
     let dir = temp();
     let (index, _) = sharded(dir.path(), None);
@@ -106,7 +111,6 @@ fn check_passes_shards_that_agree_with_their_index_and_fails_others() {
 }
 
 #[test]
-#[ignore = "sharded checkpoints need safejax-core's shard support"]
 fn diff_and_convert_read_an_index_as_one_checkpoint() {
     let dir = temp();
     let (index, single) = sharded(dir.path(), None);
@@ -119,7 +123,6 @@ fn diff_and_convert_read_an_index_as_one_checkpoint() {
 }
 
 #[test]
-#[ignore = "sharded checkpoints need safejax-core's shard support"]
 fn convert_writes_shards_of_at_most_the_size_asked() {
     let dir = temp();
     let (_, single) = sharded(dir.path(), None);
@@ -138,5 +141,18 @@ fn convert_writes_shards_of_at_most_the_size_asked() {
         .unwrap_or(0);
     assert!(shards >= 3, "an index and at least two shards");
     let run = safejax(&["diff".as_ref(), out.as_os_str(), single.as_os_str()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+#[test]
+fn a_total_size_that_disagrees_fails_check_and_is_a_warning_elsewhere() {
+    let dir = temp();
+    let (index, single) = sharded_of_size(dir.path(), None, 1000);
+    let run = safejax(&["check".as_ref(), index.as_os_str()]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("total_size"), "{}", run.stdout);
+    assert!(run.stdout.contains("1000"), "{}", run.stdout);
+    // The tensors are all there: the other commands read them.
+    let run = safejax(&["diff".as_ref(), index.as_os_str(), single.as_os_str()]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
 }
