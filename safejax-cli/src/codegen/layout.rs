@@ -1,0 +1,493 @@
+//! The structs that hold a tree: fields, their types and attributes, one struct per distinct
+//! module shape.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use safejax_core::{Dtype, HaikuSep, Style};
+
+use super::names::{field_ident, parse_index, split_index, strip_number};
+use super::tree::{Child, Kind, Leaf, Module, has_common, merge_all, merge_pair};
+
+/// The type of a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ty {
+    /// A tensor of this element type and rank.
+    Leaf(Dtype, usize),
+    /// A generated struct, by its index in [`Layout::structs`].
+    Struct(usize),
+    /// A run of elements.
+    Vec(Box<Ty>),
+    /// What only some of a run's elements have.
+    Option(Box<Ty>),
+    /// A position of an Objax `Sequential` that holds no tensors (a function such as `relu`).
+    Unit,
+}
+
+// `Dtype` is not `Hash`: its variant stands for it.
+impl std::hash::Hash for Ty {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Ty::Leaf(dtype, rank) => {
+                std::mem::discriminant(dtype).hash(state);
+                rank.hash(state);
+            }
+            Ty::Struct(i) => i.hash(state),
+            Ty::Vec(inner) | Ty::Option(inner) => inner.hash(state),
+            Ty::Unit => {}
+        }
+    }
+}
+
+/// One field of a struct.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Field {
+    /// The Rust name; `None` in a tuple struct.
+    pub ident: Option<String>,
+    /// The items of its `#[safejax(...)]`, written out (`rename = "Dense_0"`).
+    pub attrs: Vec<String>,
+    /// Its type.
+    pub ty: Ty,
+}
+
+/// A struct, as it is written, without its name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Shape {
+    /// The Objax class of the module.
+    pub class: Option<String>,
+    /// `#[safejax(sep = "/")]` on the struct.
+    pub sep_call: bool,
+    /// Positional fields (an Objax `Sequential` or `ModuleList`).
+    pub tuple: bool,
+    /// The fields.
+    pub fields: Vec<Field>,
+}
+
+/// What a struct's uses tell about it, beyond its shape.
+#[derive(Debug, Clone, Default)]
+pub struct Uses {
+    /// The Python names of the places it is used (numbers stripped), for its own name.
+    pub names: Vec<String>,
+    /// Where it is in the file, for its docs.
+    pub places: Vec<String>,
+    /// Per field, the shapes of the tensors it holds (empty for fields holding modules).
+    pub shapes: Vec<BTreeSet<Vec<usize>>>,
+}
+
+/// Every struct needed for a file.
+#[derive(Debug, Default)]
+pub struct Layout {
+    /// The structs below the root, in the order they were first made (children first).
+    pub structs: Vec<(Shape, Uses)>,
+    /// The root struct.
+    pub root: Option<(Shape, Uses)>,
+    /// The collection the root declares.
+    pub root_collection: Option<String>,
+    index: HashMap<Shape, usize>,
+}
+
+/// Lays out the structs that load `root`, read in `style`.
+pub fn lay_out(style: Style, root: &Module) -> Result<Layout, String> {
+    let root_kind = Kind::Module(root.clone());
+    let mut counts = BTreeMap::new();
+    root_kind.count_collections(&mut counts);
+    let preferred = |c: &Option<String>| match c.as_deref() {
+        Some("params" | "TrainVar") => 0,
+        _ => 1,
+    };
+    let main = counts
+        .iter()
+        .max_by(|(a, n), (b, m)| {
+            n.cmp(m)
+                .then(preferred(b).cmp(&preferred(a)))
+                .then(b.cmp(a))
+        })
+        .and_then(|(c, _)| c.clone());
+    let mixed = counts.len() > 1;
+    let mut builder = Builder {
+        style,
+        main: main.clone(),
+        layout: Layout::default(),
+    };
+    let (shape, uses) = builder.shape_of(root, mixed, None)?;
+    builder.layout.root = Some((shape, uses));
+    builder.layout.root_collection = match (style, main) {
+        (Style::Objax, Some(c)) if c == safejax_core::style::OBJAX_DEFAULT_KIND => None,
+        (_, main) => main,
+    };
+    Ok(builder.layout)
+}
+
+struct Builder {
+    style: Style,
+    /// The collection of every struct that holds tensors of several collections.
+    main: Option<String>,
+    layout: Layout,
+}
+
+/// A field before it is written: the children it stands for and how they are named.
+struct Plan<'m> {
+    /// The Python name of the field (the base name of a run).
+    name: String,
+    /// The children, in order.
+    items: Vec<&'m Child>,
+    /// How a run's elements are named; `None` for a single child.
+    numbering: Option<&'static str>,
+}
+
+impl Builder {
+    /// The shape of a struct for `module`, and what its fields' uses say. `mixed`: the module
+    /// holds tensors of several collections, so its fields name theirs.
+    fn shape_of(
+        &mut self,
+        module: &Module,
+        mixed: bool,
+        use_name: Option<&str>,
+    ) -> Result<(Shape, Uses), String> {
+        let indexed = module.children.values().filter(|c| c.indexed).count();
+        if indexed > 0 && indexed < module.children.len() {
+            return Err(format!(
+                "`{}` has both attributes and indexed elements",
+                module.places[0]
+            ));
+        }
+        let tuple = indexed > 0;
+        let plans = if tuple {
+            self.positions(module)?
+        } else {
+            self.runs(module)
+        };
+        let mut fields = Vec::new();
+        let mut shapes = Vec::new();
+        let module_seps: Vec<HaikuSep> = plans
+            .iter()
+            .filter_map(|p| p.items.first())
+            .filter(|c| matches!(c.kind, Kind::Module(_)))
+            .filter_map(|c| c.sep)
+            .collect();
+        let calls = module_seps.iter().filter(|s| **s == HaikuSep::Call).count();
+        let sep_call = self.style == Style::Haiku && calls * 2 > module_seps.len();
+        let mut taken = BTreeSet::new();
+        for plan in &plans {
+            let (field, field_shapes) = self.field(plan, tuple, mixed, sep_call, &mut taken)?;
+            fields.push(field);
+            shapes.push(field_shapes);
+        }
+        let shape = Shape {
+            class: module.class.clone(),
+            sep_call,
+            tuple,
+            fields,
+        };
+        let uses = Uses {
+            names: use_name.map(str::to_owned).into_iter().collect(),
+            places: module.places.clone(),
+            shapes,
+        };
+        Ok((shape, uses))
+    }
+
+    /// The fields of an Objax `Sequential` or `ModuleList`: one per position up to the last that
+    /// holds tensors, the longest run of alike elements as one flattened `Vec`.
+    fn positions<'m>(&self, module: &'m Module) -> Result<Vec<Plan<'m>>, String> {
+        let mut by_position = BTreeMap::new();
+        for (name, child) in &module.children {
+            let Some(i) = parse_index(name) else {
+                return Err(format!(
+                    "`{}` has the element `[{name}]`, which is not a position",
+                    module.places[0]
+                ));
+            };
+            by_position.insert(i, child);
+        }
+        let last = by_position.keys().next_back().copied().unwrap_or(0);
+        let slots: Vec<Option<&Child>> = (0..=last).map(|i| by_position.get(&i).copied()).collect();
+        let (start, len) = longest_run(&slots);
+        let mut plans = Vec::new();
+        let mut i = 0;
+        while i < slots.len() {
+            if len >= 2 && i == start {
+                plans.push(Plan {
+                    name: i.to_string(),
+                    items: slots[start..start + len]
+                        .iter()
+                        .flatten()
+                        .copied()
+                        .collect(),
+                    numbering: Some("flatten"),
+                });
+                i += len;
+                continue;
+            }
+            plans.push(Plan {
+                name: i.to_string(),
+                items: slots[i].into_iter().collect(),
+                numbering: None,
+            });
+            i += 1;
+        }
+        Ok(plans)
+    }
+
+    /// The fields of a module with named children: runs of numbered modules as one field each.
+    fn runs<'m>(&self, module: &'m Module) -> Vec<Plan<'m>> {
+        let children = &module.children;
+        let mut in_run: BTreeSet<&str> = BTreeSet::new();
+        let mut plans: BTreeMap<String, Plan<'m>> = BTreeMap::new();
+        if self.style != Style::Objax {
+            let mut numbered: BTreeMap<&str, BTreeMap<usize, &str>> = BTreeMap::new();
+            for name in children.keys() {
+                if let Some((base, i)) = split_index(name) {
+                    numbered.entry(base).or_default().insert(i, name);
+                }
+            }
+            for (base, members) in numbered {
+                let contiguous =
+                    |from: usize| members.keys().copied().eq(from..from + members.len());
+                let names: Vec<&str> = if !children.contains_key(base) && contiguous(0) {
+                    members.values().copied().collect()
+                } else if self.style == Style::Haiku && children.contains_key(base) && contiguous(1)
+                {
+                    std::iter::once(base)
+                        .chain(members.values().copied())
+                        .collect()
+                } else {
+                    continue;
+                };
+                let numbering = if names[0] == base { "haiku" } else { "index" };
+                let items: Vec<&Child> = names.iter().filter_map(|n| children.get(*n)).collect();
+                if items.len() < 2 || merge_all(items.iter().copied()).is_none() {
+                    continue;
+                }
+                in_run.extend(names.iter().copied());
+                let plan = Plan {
+                    name: base.to_owned(),
+                    items,
+                    numbering: Some(numbering),
+                };
+                plans.insert(base.to_owned(), plan);
+            }
+        }
+        for (name, child) in children {
+            if in_run.contains(name.as_str()) {
+                continue;
+            }
+            let numbering = self.nested(child).then_some("nested");
+            let key = if plans.contains_key(name) {
+                format!("{name}\u{0}")
+            } else {
+                name.clone()
+            };
+            plans.insert(
+                key,
+                Plan {
+                    name: name.clone(),
+                    items: vec![child],
+                    numbering,
+                },
+            );
+        }
+        plans.into_values().collect()
+    }
+
+    /// Whether a Flax module's children are all its elements `0`, `1`, ... (`numbering =
+    /// "nested"`), alike enough to be one list.
+    fn nested(&self, child: &Child) -> bool {
+        let Kind::Module(module) = &child.kind else {
+            return false;
+        };
+        self.style == Style::Flax
+            && module
+                .children
+                .keys()
+                .map(|n| parse_index(n))
+                .collect::<Option<BTreeSet<usize>>>()
+                .is_some_and(|set| set.into_iter().eq(0..module.children.len()))
+            && merge_all(module.children.values()).is_some()
+    }
+
+    /// One field for `plan`, and the shapes of the tensors it holds.
+    fn field(
+        &mut self,
+        plan: &Plan<'_>,
+        tuple: bool,
+        mixed: bool,
+        sep_call: bool,
+        taken: &mut BTreeSet<String>,
+    ) -> Result<(Field, BTreeSet<Vec<usize>>), String> {
+        let mut attrs = Vec::new();
+        let ident = if tuple {
+            None
+        } else {
+            let mut ident = field_ident(&plan.name);
+            if taken.contains(&ident) {
+                ident = (2..)
+                    .map(|n| format!("{ident}_{n}"))
+                    .find(|candidate| !taken.contains(candidate))
+                    .unwrap_or(ident);
+            }
+            taken.insert(ident.clone());
+            if ident != plan.name {
+                attrs.push(format!("rename = {:?}", plan.name));
+            }
+            Some(ident)
+        };
+        let Some(first) = plan.items.first() else {
+            return Ok((
+                Field {
+                    ident,
+                    attrs,
+                    ty: Ty::Unit,
+                },
+                BTreeSet::new(),
+            ));
+        };
+        let child = if plan.items.len() > 1 {
+            merge_all(plan.items.iter().copied())
+                .ok_or_else(|| format!("the elements `{}` cannot be one list", plan.name))?
+        } else {
+            (*first).clone()
+        };
+        let collections = child.kind.collections();
+        if mixed
+            && collections.len() == 1
+            && let Some(Some(collection)) = collections.first()
+            && Some(collection) != self.main.as_ref()
+        {
+            attrs.push(format!("collection = {collection:?}"));
+        }
+        if self.style == Style::Haiku
+            && let (Some(sep), Kind::Module(_)) = (child.sep, &child.kind)
+            && (sep == HaikuSep::Call) != sep_call
+        {
+            attrs.push(format!("sep = {:?}", sep.as_str()));
+        }
+        let mut shapes = BTreeSet::new();
+        let mut ty = match plan.numbering {
+            Some("flatten") => {
+                attrs.push("flatten".to_owned());
+                Ty::Vec(Box::new(self.kind_ty(&child, &mut shapes, &plan.name)?))
+            }
+            Some("nested") => {
+                attrs.push("numbering = \"nested\"".to_owned());
+                let Kind::Module(list) = &child.kind else {
+                    return Err(format!("`{}` is not a list", plan.name));
+                };
+                let element = merge_all(list.children.values())
+                    .ok_or_else(|| format!("the elements of `{}` are not alike", plan.name))?;
+                Ty::Vec(Box::new(self.kind_ty(&element, &mut shapes, &plan.name)?))
+            }
+            Some(numbering) => {
+                if numbering != "index" {
+                    attrs.push(format!("numbering = {numbering:?}"));
+                }
+                Ty::Vec(Box::new(self.kind_ty(&child, &mut shapes, &plan.name)?))
+            }
+            None => self.child_ty(&child, &mut shapes, &plan.name, &mut attrs)?,
+        };
+        if child.optional {
+            ty = Ty::Option(Box::new(ty));
+        }
+        Ok((Field { ident, attrs, ty }, shapes))
+    }
+
+    /// The type of a single child: an Objax container whose elements are one run is a `Vec`.
+    fn child_ty(
+        &mut self,
+        child: &Child,
+        shapes: &mut BTreeSet<Vec<usize>>,
+        name: &str,
+        attrs: &mut Vec<String>,
+    ) -> Result<Ty, String> {
+        if self.style == Style::Objax
+            && let Kind::Module(module) = &child.kind
+            && !module.children.is_empty()
+            && module.children.values().all(|c| c.indexed)
+        {
+            let positions: Option<BTreeSet<usize>> =
+                module.children.keys().map(|n| parse_index(n)).collect();
+            let contiguous = positions.is_some_and(|p| p.into_iter().eq(0..module.children.len()));
+            if contiguous && let Some(element) = merge_all(module.children.values()) {
+                if let Some(class) = &module.class
+                    && class != "ModuleList"
+                {
+                    attrs.push(format!("class = {class:?}"));
+                }
+                return Ok(Ty::Vec(Box::new(self.kind_ty(&element, shapes, name)?)));
+            }
+        }
+        self.kind_ty(child, shapes, name)
+    }
+
+    /// The type of a tensor or of a module's struct.
+    fn kind_ty(
+        &mut self,
+        child: &Child,
+        shapes: &mut BTreeSet<Vec<usize>>,
+        name: &str,
+    ) -> Result<Ty, String> {
+        match &child.kind {
+            Kind::Leaf(Leaf {
+                dtype,
+                rank,
+                shapes: seen,
+                ..
+            }) => {
+                shapes.extend(seen.iter().cloned());
+                Ok(Ty::Leaf(*dtype, *rank))
+            }
+            Kind::Module(module) => {
+                if self.style == Style::Objax && module.class.is_none() {
+                    return Err(format!("`{}` has no class", module.places[0]));
+                }
+                let mixed = child.kind.collections().len() > 1;
+                let (shape, uses) = self.shape_of(module, mixed, Some(strip_number(name)))?;
+                Ok(Ty::Struct(self.intern(shape, uses)))
+            }
+        }
+    }
+
+    /// The index of the struct of `shape`, made once and shared by every module of that shape.
+    fn intern(&mut self, shape: Shape, uses: Uses) -> usize {
+        let layout = &mut self.layout;
+        match layout.index.get(&shape) {
+            Some(&i) => {
+                let known = &mut layout.structs[i].1;
+                known.names.extend(uses.names);
+                known.places.extend(uses.places);
+                for (all, more) in known.shapes.iter_mut().zip(uses.shapes) {
+                    all.extend(more);
+                }
+                i
+            }
+            None => {
+                let i = layout.structs.len();
+                layout.index.insert(shape.clone(), i);
+                layout.structs.push((shape, uses));
+                i
+            }
+        }
+    }
+}
+
+/// The first longest run of adjacent present elements that can be one list.
+fn longest_run(slots: &[Option<&Child>]) -> (usize, usize) {
+    let mut best = (0, 0);
+    for start in 0..slots.len() {
+        let Some(mut merged) = slots[start].cloned() else {
+            continue;
+        };
+        let mut end = start + 1;
+        while let Some(Some(next)) = slots.get(end) {
+            match merge_pair(&merged, next).filter(has_common) {
+                Some(more) => merged = more,
+                None => break,
+            }
+            end += 1;
+        }
+        if end - start > best.1 {
+            best = (start, end - start);
+        }
+    }
+    best
+}
