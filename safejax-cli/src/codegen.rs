@@ -106,8 +106,10 @@ pub fn generate_for(
         StyleArg::Objax => Style::Objax,
     };
     let with_collection = has_collections(style, tensors);
+    let mut sorted: Vec<&TensorInfo> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut keys = Vec::with_capacity(tensors.len());
-    for tensor in tensors {
+    for tensor in sorted {
         let parsed = if with_collection {
             style.parse_with_collection(&tensor.key)
         } else {
@@ -213,6 +215,5 @@ fn read_header(path: &Path) -> Result<Vec<TensorInfo>, Failure> {
             .ok_or_else(|| bad("no valid shape"))?;
         tensors.push(TensorInfo { key, dtype, shape });
     }
-    tensors.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(tensors)
 }

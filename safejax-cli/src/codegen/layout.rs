@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use safejax_core::{Dtype, HaikuSep, Style};
 
 use super::names::{field_ident, parse_index, split_index, strip_number};
-use super::tree::{Child, Kind, Leaf, Module, has_common, merge_all, merge_pair};
+use super::tree::{
+    Child, Kind, Leaf, Module, has_common, has_optional_tensor, merge_all, merge_pair,
+};
 
 /// The type of a field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,8 +170,14 @@ impl Builder {
         let calls = module_seps.iter().filter(|s| **s == HaikuSep::Call).count();
         let sep_call = self.style == Style::Haiku && calls * 2 > module_seps.len();
         let mut taken = BTreeSet::new();
+        let mut made = Vec::with_capacity(plans.len());
         for plan in &plans {
-            let (field, field_shapes) = self.field(plan, tuple, mixed, sep_call, &mut taken)?;
+            made.push(self.field(plan, tuple, mixed, sep_call, &mut taken)?);
+        }
+        if !tuple {
+            made.sort_by(|(a, _), (b, _)| a.ident.cmp(&b.ident));
+        }
+        for (field, field_shapes) in made {
             fields.push(field);
             shapes.push(field_shapes);
         }
@@ -256,7 +264,7 @@ impl Builder {
                 };
                 let numbering = if names[0] == base { "haiku" } else { "index" };
                 let items: Vec<&Child> = names.iter().filter_map(|n| children.get(*n)).collect();
-                if items.len() < 2 || merge_all(items.iter().copied()).is_none() {
+                if items.len() < 2 || self.merge(&items).is_none() {
                     continue;
                 }
                 in_run.extend(names.iter().copied());
@@ -306,6 +314,13 @@ impl Builder {
             && merge_all(module.children.values()).is_some()
     }
 
+    /// The elements of a run merged into one, as the style can load it: a Haiku module's
+    /// `Option` tensor is never read, so in Haiku only modules may be absent from some elements.
+    fn merge(&self, items: &[&Child]) -> Option<Child> {
+        merge_all(items.iter().copied())
+            .filter(|merged| self.style != Style::Haiku || !has_optional_tensor(merged))
+    }
+
     /// One field for `plan`, and the shapes of the tensors it holds.
     fn field(
         &mut self,
@@ -343,7 +358,7 @@ impl Builder {
             ));
         };
         let child = if plan.items.len() > 1 {
-            merge_all(plan.items.iter().copied())
+            self.merge(&plan.items)
                 .ok_or_else(|| format!("the elements `{}` cannot be one list", plan.name))?
         } else {
             (*first).clone()

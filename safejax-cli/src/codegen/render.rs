@@ -135,10 +135,20 @@ fn name_structs(layout: &Layout, header: &Header<'_>, order: &[usize]) -> Vec<St
     names
 }
 
-/// The words that all `names` end with (`mean_ema`, `var_ema`: `ema`), or the first name.
+/// The words that all `names` end with (`mean_ema`, `var_ema`: `ema`), or else the most
+/// frequent name (the first of those as frequent).
 fn common_end(names: &[String]) -> String {
     let split: Vec<Vec<String>> = names.iter().map(|n| words(n)).collect();
-    let Some(first) = split.first() else {
+    let mut most = None;
+    let mut best = 0;
+    for candidate in &split {
+        let count = split.iter().filter(|s| *s == candidate).count();
+        if count > best {
+            best = count;
+            most = Some(candidate);
+        }
+    }
+    let (Some(first), Some(most)) = (split.first(), most) else {
         return String::new();
     };
     let mut common = first.clone();
@@ -152,7 +162,7 @@ fn common_end(names: &[String]) -> String {
         common.drain(..common.len() - shared);
     }
     if common.is_empty() {
-        first.join("_")
+        most.join("_")
     } else {
         common.join("_")
     }
@@ -208,12 +218,11 @@ fn write_imports(out: &mut String, layout: &Layout, root: &Shape) {
             }
         }
     }
-    let lead = if tensor {
-        "{SafeParams, Tensor}"
-    } else {
-        "SafeParams"
-    };
-    let _ = writeln!(out, "use safejax::{lead};");
+    // One `use` a line, in the order rustfmt sorts them.
+    out.push_str("use safejax::SafeParams;\n");
+    if tensor {
+        out.push_str("use safejax::Tensor;\n");
+    }
     let arrays: BTreeSet<&str> = arrays.iter().map(String::as_str).collect();
     for (module, names) in [("half", &halves), ("ndarray", &arrays)] {
         let list: Vec<&str> = names.iter().copied().collect();
@@ -365,8 +374,9 @@ fn write_tuple(out: &mut String, names: &[String], name: &str, fields: &[Field])
             }
         })
         .collect();
+    // rustfmt keeps a tuple struct on one line when it fits and no field has an attribute.
     let line = format!("pub struct {name}({});", items.join(", "));
-    if line.len() <= MAX_WIDTH {
+    if line.len() <= MAX_WIDTH && fields.iter().all(|f| f.attrs.is_empty()) {
         out.push_str(&line);
         out.push('\n');
         return;
