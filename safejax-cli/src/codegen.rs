@@ -70,6 +70,12 @@ pub fn run(args: &CodegenArgs, out: &mut dyn Write) -> Result<Outcome, Failure> 
 /// The source of the structs that load the safetensors file at `path` strictly. Only its header
 /// is read.
 pub fn generate(path: &Path, options: &Options) -> Result<String, Failure> {
+    if path.extension().is_some_and(|e| e == "json") {
+        return Err(Failure::at(
+            path,
+            "codegen reads one `.safetensors` file, not the index of a sharded checkpoint",
+        ));
+    }
     let tensors = read_header(path)?;
     let expect = match options.expect {
         false => None,
@@ -93,8 +99,13 @@ pub fn generate_for(
     file_name: &str,
     expect: Option<&str>,
 ) -> Result<String, String> {
-    if !names::is_type_ident(&options.root) {
-        return Err(format!("`{}` cannot name a Rust struct", options.root));
+    if !names::is_type_ident(&options.root)
+        || !options.root.starts_with(|c: char| c.is_ascii_uppercase())
+    {
+        return Err(format!(
+            "`{}` cannot name the root struct: give an UpperCamelCase Rust name",
+            options.root
+        ));
     }
     if tensors.is_empty() {
         return Err("the file holds no tensors".to_owned());

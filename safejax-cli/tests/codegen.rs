@@ -352,7 +352,7 @@ fn edge_haiku() {
 
 /// Objax: a `Sequential` and a `ModuleList` whose elements are one run (a `Vec`), a
 /// `Sequential` with a run, a gap and another module (a tuple struct), two shapes of one class,
-/// and a `StateVar`.
+/// a `ModuleDict` (a map), and a `StateVar`.
 #[test]
 fn edge_objax() {
     let made = Made::new(&[
@@ -412,6 +412,16 @@ fn edge_objax() {
             &[2],
         ),
         (
+            "(Net).heads(ModuleDict)[box](Head).w::TrainVar",
+            Dtype::F32,
+            &[2, 4],
+        ),
+        (
+            "(Net).heads(ModuleDict)[cls](Head).w::TrainVar",
+            Dtype::F32,
+            &[2, 3],
+        ),
+        (
             "(Net).norm(BatchNorm2D).gamma::TrainVar",
             Dtype::F32,
             &[1, 2, 1, 1],
@@ -426,6 +436,7 @@ fn edge_objax() {
     for line in [
         "#[safejax(class = \"Sequential\")]\n    pub seq: Vec<Linear2>,",
         "    pub blocks: Vec<Block>,",
+        "    pub heads: BTreeMap<String, Head>,",
         "pub struct Sequential(\n    pub Conv2D,\n    #[safejax(flatten)] pub Vec<Block>,\n    pub (),\n    pub Linear,\n);",
         "#[safejax(class = \"Linear\")]\npub struct Linear2 {",
         "#[safejax(collection = \"StateVar\")]\n    pub running_mean: Array4<f32>,",
@@ -438,4 +449,70 @@ fn edge_objax() {
     assert_eq!(model.blocks.len(), 2);
     assert_eq!(model.body.1.len(), 2);
     assert_eq!(model.body.3.b[1], 1.0);
+    assert_eq!(model.heads["cls"].w.dim(), (2, 3));
+}
+
+#[test]
+fn the_command_prints_the_source() {
+    use clap::Parser;
+    let cli = safejax_cli::Cli::parse_from(["safejax", "codegen", HAIKU_BN, "--style", "haiku"]);
+    let mut out = Vec::new();
+    let outcome = safejax_cli::run(&cli, &mut out).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(outcome, safejax_cli::Outcome::Clean);
+    let want =
+        std::fs::read_to_string("tests/codegen/haiku_bn.rs").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(String::from_utf8_lossy(&out), want);
+}
+
+#[test]
+fn what_no_struct_can_load_is_refused_with_the_reason() {
+    let refusal = |keys: &[(&str, Dtype, &[usize])], options: &Options| {
+        let made = Made::new(keys);
+        match generate_for(&made.tensors, options, "x.safetensors", None) {
+            Ok(source) => panic!("generated for {keys:?}:\n{source}"),
+            Err(why) => why,
+        }
+    };
+    let kernel: &[(&str, Dtype, &[usize])] = &[("params.Dense_0.kernel", Dtype::F32, &[2, 2])];
+    let root = |root: &str| Options {
+        root: root.to_owned(),
+        ..Options::default()
+    };
+    for bad in ["fn", "model", "Vec", "My-Model", ""] {
+        let why = refusal(kernel, &root(bad));
+        assert!(why.contains("cannot name the root struct"), "{why}");
+    }
+    let why = refusal(&[], &options());
+    assert_eq!(why, "the file holds no tensors");
+    let why = refusal(
+        &[("a.b", Dtype::F32, &[1]), ("a.b.c", Dtype::F32, &[1])],
+        &options(),
+    );
+    assert_eq!(why, "`a.b.c` uses the tensor `a.b` as a module");
+    let why = refusal(&[("(Net).w", Dtype::F32, &[1])], &options());
+    assert!(why.contains("has no `::` variable kind"), "{why}");
+    let why = refusal(
+        &[
+            ("(Net).a(Linear).w::TrainVar", Dtype::F32, &[1]),
+            ("(Other).b(Linear).w::TrainVar", Dtype::F32, &[1]),
+        ],
+        &options(),
+    );
+    assert!(why.contains("another root class"), "{why}");
+    let flax = Options {
+        style: safejax_cli::StyleArg::Flax,
+        ..Options::default()
+    };
+    let why = refusal(&[("params..kernel", Dtype::F32, &[1])], &flax);
+    assert!(why.starts_with("in flax style, "), "{why}");
+
+    let missing = generate(Path::new("no/such.safetensors"), &options());
+    let why = missing.map(|_| ()).unwrap_err().to_string();
+    assert!(why.starts_with("no/such.safetensors: "), "{why}");
+    let index = generate(Path::new("model.safetensors.index.json"), &options());
+    let why = index.map(|_| ()).unwrap_err().to_string();
+    assert!(
+        why.contains("not the index of a sharded checkpoint"),
+        "{why}"
+    );
 }

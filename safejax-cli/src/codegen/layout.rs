@@ -21,6 +21,8 @@ pub enum Ty {
     Vec(Box<Ty>),
     /// What only some of a run's elements have.
     Option(Box<Ty>),
+    /// The entries of an Objax `ModuleDict`.
+    Map(Box<Ty>),
     /// A position of an Objax `Sequential` that holds no tensors (a function such as `relu`).
     Unit,
 }
@@ -35,7 +37,7 @@ impl std::hash::Hash for Ty {
                 rank.hash(state);
             }
             Ty::Struct(i) => i.hash(state),
-            Ty::Vec(inner) | Ty::Option(inner) => inner.hash(state),
+            Ty::Vec(inner) | Ty::Option(inner) | Ty::Map(inner) => inner.hash(state),
             Ty::Unit => {}
         }
     }
@@ -210,7 +212,13 @@ impl Builder {
         }
         let last = by_position.keys().next_back().copied().unwrap_or(0);
         let slots: Vec<Option<&Child>> = (0..=last).map(|i| by_position.get(&i).copied()).collect();
-        let (start, len) = longest_run(&slots);
+        // A flattened list cannot be followed by an `Option`, which a merge may make.
+        let optional = slots.iter().flatten().any(|c| c.optional);
+        let (start, len) = if optional {
+            (0, 0)
+        } else {
+            longest_run(&slots)
+        };
         let mut plans = Vec::new();
         let mut i = 0;
         while i < slots.len() {
@@ -421,14 +429,25 @@ impl Builder {
         {
             let positions: Option<BTreeSet<usize>> =
                 module.children.keys().map(|n| parse_index(n)).collect();
-            let contiguous = positions.is_some_and(|p| p.into_iter().eq(0..module.children.len()));
-            if contiguous && let Some(element) = merge_all(module.children.values()) {
+            let contiguous = positions
+                .as_ref()
+                .is_some_and(|p| p.iter().copied().eq(0..module.children.len()));
+            let list = positions.is_some();
+            if (contiguous || !list)
+                && let Some(element) = merge_all(module.children.values())
+            {
+                let default = if list { "ModuleList" } else { "ModuleDict" };
                 if let Some(class) = &module.class
-                    && class != "ModuleList"
+                    && class != default
                 {
                     attrs.push(format!("class = {class:?}"));
                 }
-                return Ok(Ty::Vec(Box::new(self.kind_ty(&element, shapes, name)?)));
+                let element = Box::new(self.kind_ty(&element, shapes, name)?);
+                return Ok(if list {
+                    Ty::Vec(element)
+                } else {
+                    Ty::Map(element)
+                });
             }
         }
         self.kind_ty(child, shapes, name)

@@ -109,7 +109,7 @@ fn reach_order(layout: &Layout, root: &Shape) -> Vec<usize> {
 fn struct_of(ty: &Ty) -> Option<usize> {
     match ty {
         Ty::Struct(i) => Some(*i),
-        Ty::Vec(inner) | Ty::Option(inner) => struct_of(inner),
+        Ty::Vec(inner) | Ty::Option(inner) | Ty::Map(inner) => struct_of(inner),
         Ty::Leaf(..) | Ty::Unit => None,
     }
 }
@@ -197,11 +197,13 @@ fn write_imports(out: &mut String, layout: &Layout, root: &Shape) {
     let mut arrays = BTreeSet::new();
     let mut halves = BTreeSet::new();
     let mut tensor = false;
+    let mut map = false;
     let shapes = std::iter::once(root).chain(layout.structs.iter().map(|(s, _)| s));
     for shape in shapes {
         for field in &shape.fields {
             let mut ty = &field.ty;
-            while let Ty::Vec(inner) | Ty::Option(inner) = ty {
+            while let Ty::Vec(inner) | Ty::Option(inner) | Ty::Map(inner) = ty {
+                map |= matches!(ty, Ty::Map(_));
                 ty = inner;
             }
             if let Ty::Leaf(dtype, rank) = ty {
@@ -235,6 +237,9 @@ fn write_imports(out: &mut String, layout: &Layout, root: &Shape) {
                 let _ = writeln!(out, "use safejax::{module}::{{{}}};", many.join(", "));
             }
         }
+    }
+    if map {
+        out.push_str("use std::collections::BTreeMap;\n");
     }
 }
 
@@ -276,6 +281,7 @@ fn type_text(ty: &Ty, names: &[String]) -> String {
         Ty::Struct(i) => names[*i].clone(),
         Ty::Vec(inner) => format!("Vec<{}>", type_text(inner, names)),
         Ty::Option(inner) => format!("Option<{}>", type_text(inner, names)),
+        Ty::Map(inner) => format!("BTreeMap<String, {}>", type_text(inner, names)),
         Ty::Unit => "()".to_owned(),
     }
 }
@@ -284,7 +290,7 @@ fn type_text(ty: &Ty, names: &[String]) -> String {
 /// that differ when there are many.
 fn leaf_doc(ty: &Ty, shapes: &BTreeSet<Vec<usize>>) -> Option<String> {
     let mut ty = ty;
-    while let Ty::Vec(inner) | Ty::Option(inner) = ty {
+    while let Ty::Vec(inner) | Ty::Option(inner) | Ty::Map(inner) = ty {
         ty = inner;
     }
     let Ty::Leaf(dtype, _) = ty else {

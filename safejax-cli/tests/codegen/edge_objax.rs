@@ -2,6 +2,7 @@
 
 use safejax::SafeParams;
 use safejax::ndarray::{Array1, Array2, Array4};
+use std::collections::BTreeMap;
 
 /// The whole file: `Model::load(path)` reads every tensor.
 #[derive(Debug, SafeParams)]
@@ -9,6 +10,7 @@ use safejax::ndarray::{Array1, Array2, Array4};
 pub struct Model {
     pub blocks: Vec<Block>,
     pub body: Sequential,
+    pub heads: BTreeMap<String, Head>,
     pub norm: BatchNorm2D,
     #[safejax(class = "Sequential")]
     pub seq: Vec<Linear2>,
@@ -42,6 +44,13 @@ pub struct Linear {
     /// f32 [2]
     pub b: Array1<f32>,
     /// f32 [2, 2]
+    pub w: Array2<f32>,
+}
+
+/// `(Net).heads(ModuleDict)[box](Head)`, `(Net).heads(ModuleDict)[cls](Head)`.
+#[derive(Debug, SafeParams)]
+pub struct Head {
+    /// f32 [2, 3], [2, 4]
     pub w: Array2<f32>,
 }
 
