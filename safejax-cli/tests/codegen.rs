@@ -516,3 +516,15 @@ fn what_no_struct_can_load_is_refused_with_the_reason() {
         "{why}"
     );
 }
+
+/// The README shows what the command prints for `flax_mlp`.
+#[test]
+fn the_readme_shows_the_current_output() {
+    let readme = std::fs::read_to_string("../README.md").unwrap_or_else(|e| panic!("{e}"));
+    let printed =
+        std::fs::read_to_string("tests/codegen/flax_mlp.rs").unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        readme.contains(&format!("```rust\n{printed}# fn main()")),
+        "README.md's \"Generating the structs\" does not show:\n{printed}"
+    );
+}
