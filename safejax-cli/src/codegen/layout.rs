@@ -79,15 +79,14 @@ pub struct Uses {
 }
 
 /// Every struct needed for a file.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Layout {
     /// The structs below the root, in the order they were first made (children first).
     pub structs: Vec<(Shape, Uses)>,
     /// The root struct.
-    pub root: Option<(Shape, Uses)>,
+    pub root: (Shape, Uses),
     /// The collection the root declares.
     pub root_collection: Option<String>,
-    index: HashMap<Shape, usize>,
 }
 
 /// Lays out the structs that load `root`, read in `style`.
@@ -111,32 +110,53 @@ pub fn lay_out(style: Style, root: &Module) -> Result<Layout, String> {
     let mut builder = Builder {
         style,
         main: main.clone(),
-        layout: Layout::default(),
+        structs: Vec::new(),
+        index: HashMap::new(),
     };
-    let (shape, uses) = builder.shape_of(root, mixed, None)?;
-    builder.layout.root = Some((shape, uses));
-    builder.layout.root_collection = match (style, main) {
+    let root = builder.shape_of(root, mixed, None)?;
+    let root_collection = match (style, main) {
         (Style::Objax, Some(c)) if c == safejax_core::style::OBJAX_DEFAULT_KIND => None,
         (_, main) => main,
     };
-    Ok(builder.layout)
+    Ok(Layout {
+        structs: builder.structs,
+        root,
+        root_collection,
+    })
 }
 
 struct Builder {
     style: Style,
     /// The collection of every struct that holds tensors of several collections.
     main: Option<String>,
-    layout: Layout,
+    /// The structs made so far, and the index of each shape among them.
+    structs: Vec<(Shape, Uses)>,
+    index: HashMap<Shape, usize>,
 }
 
 /// A field before it is written: the children it stands for and how they are named.
 struct Plan<'m> {
     /// The Python name of the field (the base name of a run).
     name: String,
-    /// The children, in order.
+    /// The children, in order: none for an empty position of a tuple struct.
     items: Vec<&'m Child>,
-    /// How a run's elements are named; `None` for a single child.
-    numbering: Option<&'static str>,
+    /// How they make one field.
+    arrangement: Arrangement,
+}
+
+/// How the children of a [`Plan`] make one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrangement {
+    /// One child (or none), as it is.
+    Single,
+    /// A run named `<name>_0`, `<name>_1`, ...
+    Index,
+    /// A run named `<name>`, `<name>_1`, ...
+    Haiku,
+    /// One child whose children `0`, `1`, ... are the run.
+    Nested,
+    /// A run of positions of a tuple struct.
+    Flatten,
 }
 
 impl Builder {
@@ -230,7 +250,7 @@ impl Builder {
                         .flatten()
                         .copied()
                         .collect(),
-                    numbering: Some("flatten"),
+                    arrangement: Arrangement::Flatten,
                 });
                 i += len;
                 continue;
@@ -238,7 +258,7 @@ impl Builder {
             plans.push(Plan {
                 name: i.to_string(),
                 items: slots[i].into_iter().collect(),
-                numbering: None,
+                arrangement: Arrangement::Single,
             });
             i += 1;
         }
@@ -249,7 +269,7 @@ impl Builder {
     fn runs<'m>(&self, module: &'m Module) -> Vec<Plan<'m>> {
         let children = &module.children;
         let mut in_run: BTreeSet<&str> = BTreeSet::new();
-        let mut plans: BTreeMap<String, Plan<'m>> = BTreeMap::new();
+        let mut plans = Vec::new();
         if self.style != Style::Objax {
             let mut numbered: BTreeMap<&str, BTreeMap<usize, &str>> = BTreeMap::new();
             for name in children.keys() {
@@ -270,40 +290,40 @@ impl Builder {
                 } else {
                     continue;
                 };
-                let numbering = if names[0] == base { "haiku" } else { "index" };
+                let arrangement = if names[0] == base {
+                    Arrangement::Haiku
+                } else {
+                    Arrangement::Index
+                };
                 let items: Vec<&Child> = names.iter().filter_map(|n| children.get(*n)).collect();
                 if items.len() < 2 || self.merge(&items).is_none() {
                     continue;
                 }
                 in_run.extend(names.iter().copied());
-                let plan = Plan {
+                plans.push(Plan {
                     name: base.to_owned(),
                     items,
-                    numbering: Some(numbering),
-                };
-                plans.insert(base.to_owned(), plan);
+                    arrangement,
+                });
             }
         }
         for (name, child) in children {
             if in_run.contains(name.as_str()) {
                 continue;
             }
-            let numbering = self.nested(child).then_some("nested");
-            let key = if plans.contains_key(name) {
-                format!("{name}\u{0}")
+            let arrangement = if self.nested(child) {
+                Arrangement::Nested
             } else {
-                name.clone()
+                Arrangement::Single
             };
-            plans.insert(
-                key,
-                Plan {
-                    name: name.clone(),
-                    items: vec![child],
-                    numbering,
-                },
-            );
+            plans.push(Plan {
+                name: name.clone(),
+                items: vec![child],
+                arrangement,
+            });
         }
-        plans.into_values().collect()
+        plans.sort_by(|a, b| a.name.cmp(&b.name));
+        plans
     }
 
     /// Whether a Flax module's children are all its elements `0`, `1`, ... (`numbering =
@@ -386,12 +406,12 @@ impl Builder {
             attrs.push(format!("sep = {:?}", sep.as_str()));
         }
         let mut shapes = BTreeSet::new();
-        let mut ty = match plan.numbering {
-            Some("flatten") => {
+        let mut ty = match plan.arrangement {
+            Arrangement::Flatten => {
                 attrs.push("flatten".to_owned());
                 Ty::Vec(Box::new(self.kind_ty(&child, &mut shapes, &plan.name)?))
             }
-            Some("nested") => {
+            Arrangement::Nested => {
                 attrs.push("numbering = \"nested\"".to_owned());
                 let Kind::Module(list) = &child.kind else {
                     return Err(format!("`{}` is not a list", plan.name));
@@ -400,13 +420,13 @@ impl Builder {
                     .ok_or_else(|| format!("the elements of `{}` are not alike", plan.name))?;
                 Ty::Vec(Box::new(self.kind_ty(&element, &mut shapes, &plan.name)?))
             }
-            Some(numbering) => {
-                if numbering != "index" {
-                    attrs.push(format!("numbering = {numbering:?}"));
+            Arrangement::Index | Arrangement::Haiku => {
+                if plan.arrangement == Arrangement::Haiku {
+                    attrs.push("numbering = \"haiku\"".to_owned());
                 }
                 Ty::Vec(Box::new(self.kind_ty(&child, &mut shapes, &plan.name)?))
             }
-            None => self.child_ty(&child, &mut shapes, &plan.name, &mut attrs)?,
+            Arrangement::Single => self.child_ty(&child, &mut shapes, &plan.name, &mut attrs)?,
         };
         if child.optional {
             ty = Ty::Option(Box::new(ty));
@@ -483,10 +503,9 @@ impl Builder {
 
     /// The index of the struct of `shape`, made once and shared by every module of that shape.
     fn intern(&mut self, shape: Shape, uses: Uses) -> usize {
-        let layout = &mut self.layout;
-        match layout.index.get(&shape) {
+        match self.index.get(&shape) {
             Some(&i) => {
-                let known = &mut layout.structs[i].1;
+                let known = &mut self.structs[i].1;
                 known.names.extend(uses.names);
                 known.places.extend(uses.places);
                 for (all, more) in known.shapes.iter_mut().zip(uses.shapes) {
@@ -495,9 +514,9 @@ impl Builder {
                 i
             }
             None => {
-                let i = layout.structs.len();
-                layout.index.insert(shape.clone(), i);
-                layout.structs.push((shape, uses));
+                let i = self.structs.len();
+                self.index.insert(shape.clone(), i);
+                self.structs.push((shape, uses));
                 i
             }
         }

@@ -26,9 +26,7 @@ pub struct Header<'a> {
 /// The source text of `layout`'s structs, the root first, then the others in the order the root
 /// reaches them.
 pub fn render(layout: &Layout, header: &Header<'_>) -> String {
-    let Some((root_shape, root_uses)) = &layout.root else {
-        return String::new();
-    };
+    let (root_shape, root_uses) = &layout.root;
     let order = reach_order(layout, root_shape);
     let names = name_structs(layout, header, &order);
     let mut out = String::new();
