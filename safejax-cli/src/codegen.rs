@@ -17,6 +17,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use safejax_core::format::{LEN_BYTES, MAX_HEADER_LEN, METADATA_KEY, parse_dtype};
+use safejax_core::key::MAX_DEPTH;
 use safejax_core::{Dtype, Style};
 
 use crate::{CodegenArgs, Failure, Outcome, StyleArg};
@@ -127,6 +128,13 @@ pub fn generate_for(
             style.parse(&tensor.key)
         }
         .map_err(|e| format!("in {style} style, {e}"))?;
+        if parsed.segments.len() > MAX_DEPTH {
+            return Err(format!(
+                "`{}` is {} steps deep; a struct reads at most {MAX_DEPTH}",
+                tensor.key,
+                parsed.segments.len()
+            ));
+        }
         if style == Style::Objax && parsed.collection.is_none() {
             return Err(format!(
                 "`{}` has no `::` variable kind, which every Objax key of a struct has",

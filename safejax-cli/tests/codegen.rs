@@ -499,6 +499,31 @@ fn what_no_struct_can_load_is_refused_with_the_reason() {
         &options(),
     );
     assert!(why.contains("another root class"), "{why}");
+    let why = refusal(
+        &[
+            (
+                "(Net).seq(Sequential)[0](Linear).w::TrainVar",
+                Dtype::F32,
+                &[1],
+            ),
+            (
+                "(Net).seq(Sequential)[900](Linear).w::TrainVar",
+                Dtype::F32,
+                &[1],
+            ),
+        ],
+        &options(),
+    );
+    assert!(
+        why.contains("elements up to `[900]` but only 2 hold tensors"),
+        "{why}"
+    );
+    let deep = format!("{}w", "m.".repeat(200));
+    let why = refusal(&[(deep.as_str(), Dtype::F32, &[1])], &options());
+    assert!(
+        why.contains("is 201 steps deep; a struct reads at most 128"),
+        "{why}"
+    );
     let flax = Options {
         style: safejax_cli::StyleArg::Flax,
         ..Options::default()

@@ -172,7 +172,7 @@ impl Builder {
         if indexed > 0 && indexed < module.children.len() {
             return Err(format!(
                 "`{}` has both attributes and indexed elements",
-                module.places[0]
+                place(module)
             ));
         }
         let tuple = indexed > 0;
@@ -225,12 +225,19 @@ impl Builder {
             let Some(i) = parse_index(name) else {
                 return Err(format!(
                     "`{}` has the element `[{name}]`, which is not a position",
-                    module.places[0]
+                    place(module)
                 ));
             };
             by_position.insert(i, child);
         }
         let last = by_position.keys().next_back().copied().unwrap_or(0);
+        if last > 4 * by_position.len() + 16 {
+            return Err(format!(
+                "`{}` has elements up to `[{last}]` but only {} hold tensors",
+                place(module),
+                by_position.len()
+            ));
+        }
         let slots: Vec<Option<&Child>> = (0..=last).map(|i| by_position.get(&i).copied()).collect();
         // A flattened list cannot be followed by an `Option`, which a merge may make.
         let optional = slots.iter().flatten().any(|c| c.optional);
@@ -492,7 +499,7 @@ impl Builder {
             }
             Kind::Module(module) => {
                 if self.style == Style::Objax && module.class.is_none() {
-                    return Err(format!("`{}` has no class", module.places[0]));
+                    return Err(format!("`{}` has no class", place(module)));
                 }
                 let mixed = child.kind.collections().len() > 1;
                 let (shape, uses) = self.shape_of(module, mixed, Some(strip_number(name)))?;
@@ -521,6 +528,11 @@ impl Builder {
             }
         }
     }
+}
+
+/// Where `module` first is in the file, for messages.
+fn place(module: &Module) -> &str {
+    module.places.first().map_or("", String::as_str)
 }
 
 /// The first longest run of adjacent present elements that can be one list.

@@ -123,7 +123,8 @@ pub fn build(style: Style, keys: &[KeyParts<'_>]) -> Result<Module, String> {
         let mut path = Vec::new();
         for step in steps {
             path.push(step.name.clone());
-            let place = place_of(style, &module.places[0], step);
+            let parent = module.places.first().map_or("", String::as_str);
+            let place = place_of(style, parent, step);
             let child = module
                 .children
                 .entry(step.name.clone())
