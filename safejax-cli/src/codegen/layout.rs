@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use safejax_core::{Dtype, HaikuSep, Style};
 
-use super::names::{field_ident, parse_index, split_index, strip_number};
+use super::names::{field_ident, parse_index, singular, split_index, strip_number};
 use super::tree::{
     Child, Kind, Leaf, Module, has_common, has_optional_tensor, merge_all, merge_pair,
 };
@@ -425,13 +425,21 @@ impl Builder {
                 };
                 let element = merge_all(list.children.values())
                     .ok_or_else(|| format!("the elements of `{}` are not alike", plan.name))?;
-                Ty::Vec(Box::new(self.kind_ty(&element, &mut shapes, &plan.name)?))
+                Ty::Vec(Box::new(self.kind_ty(
+                    &element,
+                    &mut shapes,
+                    singular(&plan.name),
+                )?))
             }
             Arrangement::Index | Arrangement::Haiku => {
                 if plan.arrangement == Arrangement::Haiku {
                     attrs.push("numbering = \"haiku\"".to_owned());
                 }
-                Ty::Vec(Box::new(self.kind_ty(&child, &mut shapes, &plan.name)?))
+                Ty::Vec(Box::new(self.kind_ty(
+                    &child,
+                    &mut shapes,
+                    singular(&plan.name),
+                )?))
             }
             Arrangement::Single => self.child_ty(&child, &mut shapes, &plan.name, &mut attrs)?,
         };

@@ -150,6 +150,21 @@ pub fn strip_number(name: &str) -> &str {
     }
 }
 
+/// The name of one element of a list called `name`: `blocks` gives `block`, `layers` `layer`;
+/// names that do not end in a plain `s` (`bias`, `class`, `linear`) are kept.
+pub fn singular(name: &str) -> &str {
+    match name.strip_suffix('s') {
+        Some(stem)
+            if stem.len() > 1
+                && !stem.ends_with(['s', 'u', 'i', '_'])
+                && stem.ends_with(|c: char| c.is_ascii_alphabetic()) =>
+        {
+            stem
+        }
+        _ => name,
+    }
+}
+
 /// `name` split into a base and an index when it ends in `_<digits>` written as Python writes an
 /// index (no leading zero).
 pub fn split_index(name: &str) -> Option<(&str, usize)> {
@@ -195,6 +210,16 @@ mod tests {
         assert_eq!(type_ident("Sequential"), "Sequential");
         assert_eq!(type_ident("option"), "OptionModule");
         assert_eq!(type_ident("Linear"), "Linear");
+    }
+
+    #[test]
+    fn list_elements_are_singular() {
+        assert_eq!(singular("blocks"), "block");
+        assert_eq!(singular("layers"), "layer");
+        assert_eq!(singular("bias"), "bias");
+        assert_eq!(singular("class"), "class");
+        assert_eq!(singular("linear"), "linear");
+        assert_eq!(singular("s"), "s");
     }
 
     #[test]
