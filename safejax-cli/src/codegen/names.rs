@@ -151,12 +151,12 @@ pub fn strip_number(name: &str) -> &str {
 }
 
 /// The name of one element of a list called `name`: `blocks` gives `block`, `layers` `layer`;
-/// names that do not end in a plain `s` (`bias`, `class`, `linear`) are kept.
+/// names that do not end in a plain `s` (`bias`, `class`, `status`, `linear`) are kept.
 pub fn singular(name: &str) -> &str {
     match name.strip_suffix('s') {
         Some(stem)
             if stem.len() > 1
-                && !stem.ends_with(['s', 'u', 'i', '_'])
+                && !stem.ends_with(['a', 'i', 's', 'u', '_'])
                 && stem.ends_with(|c: char| c.is_ascii_alphabetic()) =>
         {
             stem
