@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use safejax_core::format::{LEN_BYTES, MAX_HEADER_LEN, METADATA_KEY, parse_dtype};
-use safejax_core::key::MAX_DEPTH;
+use safejax_core::key::{MAX_DEPTH, check_name};
 use safejax_core::{Dtype, Style};
 
 use crate::{CodegenArgs, Failure, Outcome, StyleArg};
@@ -128,6 +128,16 @@ pub fn generate_for(
             style.parse(&tensor.key)
         }
         .map_err(|e| format!("in {style} style, {e}"))?;
+        let names = parsed.segments.iter().map(|s| &s.name);
+        let classes = parsed.segments.iter().filter_map(|s| s.class.as_ref());
+        for name in names.chain(classes).chain(&parsed.root_class) {
+            check_name(name).map_err(|why| {
+                format!(
+                    "`{}`: `{name}` {why}, which no field or class of a struct can be named",
+                    tensor.key
+                )
+            })?;
+        }
         if parsed.segments.len() > MAX_DEPTH {
             return Err(format!(
                 "`{}` is {} steps deep; a struct reads at most {MAX_DEPTH}",

@@ -100,6 +100,13 @@ fn options() -> Options {
     Options::default()
 }
 
+fn flax_options() -> Options {
+    Options {
+        style: safejax_cli::StyleArg::Flax,
+        ..Options::default()
+    }
+}
+
 #[test]
 fn flax_mlp() {
     assert_snapshot("flax_mlp", FLAX_MLP, &options());
@@ -524,6 +531,11 @@ fn what_no_struct_can_load_is_refused_with_the_reason() {
         why.contains("is 201 steps deep; a struct reads at most 128"),
         "{why}"
     );
+    let why = refusal(
+        &[("params.mlp/~/linear_0.w", Dtype::F32, &[1])],
+        &flax_options(),
+    );
+    assert!(why.contains("`mlp/~/linear_0` contains `/`"), "{why}");
     let flax = Options {
         style: safejax_cli::StyleArg::Flax,
         ..Options::default()

@@ -51,20 +51,17 @@ pub fn render(layout: &Layout, header: &Header<'_>) -> String {
     if let Some(path) = header.expect {
         extra.push(format!("expect = {path:?}"));
     }
-    let doc = format!(
-        "The whole file: `{}::load(path)` reads every tensor.",
-        header.root
-    );
-    write_struct(
-        &mut out,
-        &names,
-        header.root,
-        root_shape,
-        root_uses,
-        &doc,
-        attrs,
-        extra,
-    );
+    let root = Item {
+        name: header.root,
+        shape: root_shape,
+        uses: root_uses,
+        doc: format!(
+            "The whole file: `{}::load(path)` reads every tensor.",
+            header.root
+        ),
+        attrs: vec![attrs, extra],
+    };
+    write_struct(&mut out, &names, root);
     for &i in &order {
         let (shape, uses) = &layout.structs[i];
         let mut attrs = Vec::new();
@@ -73,16 +70,14 @@ pub fn render(layout: &Layout, header: &Header<'_>) -> String {
         {
             attrs.push(format!("class = {class:?}"));
         }
-        write_struct(
-            &mut out,
-            &names,
-            &names[i],
+        let item = Item {
+            name: &names[i],
             shape,
             uses,
-            &places_doc(uses),
-            attrs,
-            Vec::new(),
-        );
+            doc: places_doc(uses),
+            attrs: vec![attrs],
+        };
+        write_struct(&mut out, &names, item);
     }
     out
 }
@@ -324,24 +319,33 @@ fn leaf_doc(ty: &Ty, shapes: &BTreeSet<Vec<usize>>) -> Option<String> {
     Some(format!("{} {text}", format!("{dtype:?}").to_lowercase()))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_struct(
-    out: &mut String,
-    names: &[String],
-    name: &str,
-    shape: &Shape,
-    uses: &Uses,
-    doc: &str,
-    mut attrs: Vec<String>,
-    extra: Vec<String>,
-) {
+/// One struct to write.
+struct Item<'l> {
+    name: &'l str,
+    shape: &'l Shape,
+    uses: &'l Uses,
+    doc: String,
+    /// The items of its `#[safejax(...)]` attributes, one attribute per list.
+    attrs: Vec<Vec<String>>,
+}
+
+fn write_struct(out: &mut String, names: &[String], item: Item<'_>) {
+    let Item {
+        name,
+        shape,
+        uses,
+        doc,
+        mut attrs,
+    } = item;
     out.push('\n');
     let _ = writeln!(out, "/// {doc}");
     out.push_str("#[derive(Debug, SafeParams)]\n");
-    if shape.sep_call {
-        attrs.push("sep = \"/\"".to_owned());
+    if shape.sep_call
+        && let Some(first) = attrs.first_mut()
+    {
+        first.push("sep = \"/\"".to_owned());
     }
-    for group in [attrs, extra] {
+    for group in attrs {
         if !group.is_empty() {
             let _ = writeln!(out, "#[safejax({})]", group.join(", "));
         }
