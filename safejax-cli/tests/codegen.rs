@@ -554,6 +554,32 @@ fn what_no_struct_can_load_is_refused_with_the_reason() {
     );
 }
 
+/// Every fixture Python made has its snapshot here: a new fixture needs one (and a test).
+#[test]
+fn every_fixture_has_a_snapshot() {
+    let mut fixtures = Vec::new();
+    for dir in ["../tests/fixtures", "../tests/fixtures/real-models"] {
+        for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
+            let path = entry.unwrap_or_else(|e| panic!("{dir}: {e}")).path();
+            if path.extension().is_some_and(|e| e == "safetensors") {
+                fixtures.push(path);
+            }
+        }
+    }
+    assert_eq!(fixtures.len(), 6, "{fixtures:?}");
+    for fixture in fixtures {
+        let stem = fixture
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned());
+        let snapshot = format!("tests/codegen/{}.rs", stem.unwrap_or_default());
+        assert!(
+            Path::new(&snapshot).is_file(),
+            "{} has no {snapshot}",
+            fixture.display()
+        );
+    }
+}
+
 /// The README shows what the command prints for `flax_mlp`.
 #[test]
 fn the_readme_shows_the_current_output() {
