@@ -269,8 +269,8 @@ impl Made {
 }
 
 /// Flax: a `Dense_0..Dense_2` run whose elements differ (one has no bias), a keyword and a
-/// CamelCase name, a module with parameters and statistics, a list of `name=str(i)` children,
-/// and every kind of element type and rank.
+/// CamelCase name, a run of modules with parameters and statistics, a list of `name=str(i)`
+/// children, and every kind of element type and rank.
 #[test]
 fn edge_flax() {
     let made = Made::new(&[
@@ -284,6 +284,9 @@ fn edge_flax() {
         ("params.BatchNorm_0.scale", Dtype::F32, &[8]),
         ("batch_stats.BatchNorm_0.mean", Dtype::F32, &[8]),
         ("batch_stats.BatchNorm_0.var", Dtype::F32, &[8]),
+        ("params.BatchNorm_1.scale", Dtype::F32, &[4]),
+        ("batch_stats.BatchNorm_1.mean", Dtype::F32, &[4]),
+        ("batch_stats.BatchNorm_1.var", Dtype::F32, &[4]),
         ("batch_stats.step", Dtype::I64, &[]),
         ("params.encoder.layer.0.w", Dtype::F64, &[2, 2]),
         ("params.encoder.layer.1.w", Dtype::F64, &[2, 2]),
@@ -298,6 +301,7 @@ fn edge_flax() {
         "#[safejax(rename = \"type\")]\n    pub type_: Type,",
         "#[safejax(rename = \"LayerNorm\")]\n    pub layer_norm: LayerNorm,",
         "#[safejax(collection = \"batch_stats\")]\n    pub mean: Array1<f32>,",
+        "#[safejax(rename = \"BatchNorm\")]\n    pub batch_norm: Vec<BatchNorm>,",
         "#[safejax(numbering = \"nested\")]\n    pub layer: Vec<Layer>,",
         "pub mask: ArrayD<bool>,",
         "pub packed: Tensor,",
@@ -309,7 +313,7 @@ fn edge_flax() {
     assert_eq!(biases, [true, false, true]);
     assert_eq!(model.dense[2].kernel[[7, 1]], 15.0);
     assert_eq!(model.encoder.layer.len(), 2);
-    assert_eq!(model.batch_norm_0.var.len(), 8);
+    assert_eq!(model.batch_norm[1].var.len(), 4);
     assert_eq!(model.step, 0);
 }
 

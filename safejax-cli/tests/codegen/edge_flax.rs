@@ -9,8 +9,8 @@ use safejax::ndarray::{Array1, Array2, ArrayD};
 #[derive(Debug, SafeParams)]
 #[safejax(style = "flax", collection = "params")]
 pub struct Model {
-    #[safejax(rename = "BatchNorm_0")]
-    pub batch_norm_0: BatchNorm,
+    #[safejax(rename = "BatchNorm")]
+    pub batch_norm: Vec<BatchNorm>,
     /// u8 [4]
     pub codes: Array1<u8>,
     #[safejax(rename = "Dense")]
@@ -29,15 +29,15 @@ pub struct Model {
     pub type_: Type,
 }
 
-/// `BatchNorm_0`.
+/// `BatchNorm_0`, `BatchNorm_1`.
 #[derive(Debug, SafeParams)]
 pub struct BatchNorm {
-    /// f32 [8]
+    /// f32 [4], [8]
     #[safejax(collection = "batch_stats")]
     pub mean: Array1<f32>,
-    /// f32 [8]
+    /// f32 [4], [8]
     pub scale: Array1<f32>,
-    /// f32 [8]
+    /// f32 [4], [8]
     #[safejax(collection = "batch_stats")]
     pub var: Array1<f32>,
 }
