@@ -270,7 +270,7 @@ impl Made {
 
 /// Flax: a `Dense_0..Dense_2` run whose elements differ (one has no bias), a keyword and a
 /// CamelCase name, a run of modules with parameters and statistics, a list of `name=str(i)`
-/// children, and every kind of element type and rank.
+/// children, every kind of element type and rank, and a name too long for one line.
 #[test]
 fn edge_flax() {
     let made = Made::new(&[
@@ -288,6 +288,11 @@ fn edge_flax() {
         ("batch_stats.BatchNorm_1.mean", Dtype::F32, &[4]),
         ("batch_stats.BatchNorm_1.var", Dtype::F32, &[4]),
         ("batch_stats.step", Dtype::I64, &[]),
+        (
+            "batch_stats.ARatherLongModuleName_WhoseAttributesAndFieldTakeTwoLines.mean",
+            Dtype::F32,
+            &[2],
+        ),
         ("params.encoder.layer.0.w", Dtype::F64, &[2, 2]),
         ("params.encoder.layer.1.w", Dtype::F64, &[2, 2]),
         ("params.mask", Dtype::BOOL, &[2, 3, 1, 1, 1, 1, 1]),
@@ -315,6 +320,8 @@ fn edge_flax() {
     assert_eq!(model.encoder.layer.len(), 2);
     assert_eq!(model.batch_norm[1].var.len(), 4);
     assert_eq!(model.step, 0);
+    let long = &model.a_rather_long_module_name_whose_attributes_and_field_take_two_lines;
+    assert_eq!(long.mean.len(), 2);
 }
 
 /// Haiku: `linear`, `linear_1`, `linear_2` (Haiku's numbering), `block`, `block_1` of which

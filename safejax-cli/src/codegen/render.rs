@@ -346,28 +346,54 @@ fn write_struct(out: &mut String, names: &[String], item: Item<'_>) {
         first.push("sep = \"/\"".to_owned());
     }
     for group in attrs {
-        if !group.is_empty() {
-            let _ = writeln!(out, "#[safejax({})]", group.join(", "));
-        }
+        write_attr(out, "", &group);
     }
     if shape.tuple {
         write_tuple(out, names, name, &shape.fields);
         return;
     }
-    let _ = writeln!(out, "pub struct {name} {{");
+    let head = format!("pub struct {name} {{");
+    if head.len() <= MAX_WIDTH {
+        out.push_str(&head);
+        out.push('\n');
+    } else {
+        let _ = writeln!(out, "pub struct {name}\n{{");
+    }
     let no_shapes = BTreeSet::new();
     for (i, field) in shape.fields.iter().enumerate() {
         let shapes = uses.shapes.get(i).unwrap_or(&no_shapes);
         if let Some(doc) = leaf_doc(&field.ty, shapes) {
             let _ = writeln!(out, "    /// {doc}");
         }
-        if !field.attrs.is_empty() {
-            let _ = writeln!(out, "    #[safejax({})]", field.attrs.join(", "));
-        }
+        write_attr(out, "    ", &field.attrs);
         let ident = field.ident.as_deref().unwrap_or("_");
-        let _ = writeln!(out, "    pub {ident}: {},", type_text(&field.ty, names));
+        let ty = type_text(&field.ty, names);
+        let line = format!("    pub {ident}: {ty},");
+        if line.len() <= MAX_WIDTH {
+            out.push_str(&line);
+            out.push('\n');
+        } else {
+            let _ = writeln!(out, "    pub {ident}:\n        {ty},");
+        }
     }
     out.push_str("}\n");
+}
+
+/// `#[safejax(...)]` with `items`, on one line if it fits, else one item a line.
+fn write_attr(out: &mut String, indent: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    let line = format!("{indent}#[safejax({})]", items.join(", "));
+    if line.len() <= MAX_WIDTH {
+        out.push_str(&line);
+        out.push('\n');
+        return;
+    }
+    let _ = writeln!(out, "{indent}#[safejax(");
+    let inner = format!(",\n{indent}    ");
+    let _ = writeln!(out, "{indent}    {}", items.join(&inner));
+    let _ = writeln!(out, "{indent})]");
 }
 
 fn write_tuple(out: &mut String, names: &[String], name: &str, fields: &[Field]) {

@@ -9,6 +9,12 @@ use safejax::ndarray::{Array1, Array2, ArrayD};
 #[derive(Debug, SafeParams)]
 #[safejax(style = "flax", collection = "params")]
 pub struct Model {
+    #[safejax(
+        rename = "ARatherLongModuleName_WhoseAttributesAndFieldTakeTwoLines",
+        collection = "batch_stats"
+    )]
+    pub a_rather_long_module_name_whose_attributes_and_field_take_two_lines:
+        ARatherLongModuleNameWhoseAttributesAndFieldTakeTwoLines,
     #[safejax(rename = "BatchNorm")]
     pub batch_norm: Vec<BatchNorm>,
     /// u8 [4]
@@ -27,6 +33,13 @@ pub struct Model {
     pub step: i64,
     #[safejax(rename = "type")]
     pub type_: Type,
+}
+
+/// `ARatherLongModuleName_WhoseAttributesAndFieldTakeTwoLines`.
+#[derive(Debug, SafeParams)]
+pub struct ARatherLongModuleNameWhoseAttributesAndFieldTakeTwoLines {
+    /// f32 [2]
+    pub mean: Array1<f32>,
 }
 
 /// `BatchNorm_0`, `BatchNorm_1`.
