@@ -918,3 +918,46 @@ fn lists_numbered_as_haiku_names_repeated_modules() {
         round_trip(&numbered(norms));
     }
 }
+
+#[derive(SafeParams, Debug, PartialEq)]
+struct MaybeBiased {
+    w: Array2<f32>,
+    b: Option<Array1<f32>>,
+}
+
+#[derive(SafeParams, Debug, PartialEq)]
+struct TwoLayers {
+    first: MaybeBiased,
+    second: MaybeBiased,
+}
+
+/// An optional tensor is read from its own key in every style: in Haiku that key joins the
+/// tensor to its module with `.`, where modules are joined with `/~/`.
+#[test]
+fn an_optional_tensor_loads_present_and_absent_in_every_style() {
+    let value = TwoLayers {
+        first: MaybeBiased {
+            w: a2(2, 3, 0.0),
+            b: Some(a1(&[1.0, 2.0, 3.0])),
+        },
+        second: MaybeBiased {
+            w: a2(3, 1, 6.0),
+            b: None,
+        },
+    };
+    assert_eq!(
+        keys(&value, Style::Haiku),
+        ["first.b", "first.w", "second.w"]
+    );
+    round_trip(&value);
+    for style in Style::ALL {
+        let bytes = Saver::new()
+            .style(style)
+            .to_bytes(&value)
+            .unwrap_or_else(|e| panic!("save in {style}: {e}"));
+        Loader::new()
+            .style(style)
+            .check_bytes::<TwoLayers>(&bytes)
+            .unwrap_or_else(|e| panic!("check in {style}: {e}"));
+    }
+}

@@ -9,9 +9,7 @@
 //!
 //! Flax keys start with their collection when the first part of every key is one Flax writes
 //! (`params`, `batch_stats`, ...), Haiku keys when every key has two `.`; the root declares the
-//! most common collection and a field whose tensors are all in another names it. In Haiku an
-//! `Option` tensor field is never read (the loader looks for it as a module), so a Haiku run
-//! whose elements differ in a tensor, rather than in a module, stays separate fields.
+//! most common collection and a field whose tensors are all in another names it.
 
 mod layout;
 mod names;

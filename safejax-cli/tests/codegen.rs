@@ -337,8 +337,8 @@ fn edge_flax() {
 }
 
 /// Haiku: `linear`, `linear_1`, `linear_2` (Haiku's numbering), `block`, `block_1` of which
-/// only one has a `norm`, `conv`, `conv_1` of which only one has a bias (an absent tensor
-/// cannot be an `Option` in Haiku, so they stay apart), `/` and `/~/` mixed in one path, and an
+/// only one has a `norm`, `conv`, `conv_1` of which only one has a bias (an `Option` tensor),
+/// `/` and `/~/` mixed in one path, and an
 /// `hk.nets.MLP`'s `linear_0`, `linear_1`.
 #[test]
 fn edge_haiku() {
@@ -366,7 +366,8 @@ fn edge_haiku() {
         "#[safejax(numbering = \"haiku\")]\n    pub linear: Vec<Linear>,",
         "#[safejax(numbering = \"haiku\")]\n    pub block: Vec<Block>,",
         "pub norm: Option<Norm>,",
-        "    pub conv: Conv,\n",
+        "#[safejax(numbering = \"haiku\")]\n    pub conv: Vec<Conv>,",
+        "pub b: Option<Array1<f32>>,",
         "#[safejax(sep = \"/\")]\n    pub proj: Proj,",
         "#[safejax(rename = \"final\")]\n    pub final_: Proj,",
     ] {
@@ -376,6 +377,8 @@ fn edge_haiku() {
     assert_eq!(model.linear.len(), 3);
     let norms: Vec<bool> = model.block.iter().map(|b| b.norm.is_some()).collect();
     assert_eq!(norms, [true, false]);
+    let biases: Vec<bool> = model.conv.iter().map(|c| c.b.is_some()).collect();
+    assert_eq!(biases, [true, false]);
     assert_eq!(model.mlp.linear.len(), 2);
     assert_eq!(model.linear[1].w[[2, 2]], 8.0);
 }

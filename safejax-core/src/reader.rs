@@ -313,10 +313,18 @@ impl<'d> Reader<'d> {
         path: &mut KeyPath,
         read: impl FnOnce(&mut KeyPath, &mut Self) -> Option<T>,
     ) -> Presence<T> {
-        if !self.any_under(path) {
+        // A tensor's own key need not start with the prefix of a module at its path: Haiku
+        // joins a module's children with `/~/` but a tensor to its module with `.`.
+        if !self.any_under(path) && !self.holds_key(path) {
             return Presence::Absent;
         }
         self.read_found(path, read)
+    }
+
+    /// Whether a file holds the tensor at `path`, at its own key.
+    fn holds_key(&self, path: &KeyPath) -> bool {
+        let mut key = String::new();
+        matches!(self.locate(path, &mut key), Some((_, Some(_))))
     }
 
     /// [`Reader::optional`] for a value some key is known to lie under.

@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use safejax_core::{Dtype, HaikuSep, Style};
 
 use super::names::{field_ident, parse_index, singular, split_index, strip_number};
-use super::tree::{
-    Child, Kind, Leaf, Module, has_common, has_optional_tensor, merge_all, merge_pair,
-};
+use super::tree::{Child, Kind, Leaf, Module, has_common, merge_all, merge_pair};
 
 /// The type of a field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,11 +347,9 @@ impl Builder {
             && merge_all(module.children.values()).is_some()
     }
 
-    /// The elements of a run merged into one, as the style can load it: a Haiku module's
-    /// `Option` tensor is never read, so in Haiku only modules may be absent from some elements.
+    /// The elements of a run merged into one.
     fn merge(&self, items: &[&Child]) -> Option<Child> {
         merge_all(items.iter().copied())
-            .filter(|merged| self.style != Style::Haiku || !has_optional_tensor(merged))
     }
 
     /// One field for `plan`, and the shapes of the tensors it holds.

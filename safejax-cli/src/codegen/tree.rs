@@ -234,14 +234,6 @@ pub fn merge_all<'m>(mut items: impl Iterator<Item = &'m Child>) -> Option<Child
     has_common(&merged).then_some(merged)
 }
 
-/// Whether a tensor below `child` is absent from some of the modules merged into it.
-pub fn has_optional_tensor(child: &Child) -> bool {
-    match &child.kind {
-        Kind::Leaf(_) => child.optional,
-        Kind::Module(module) => module.children.values().any(has_optional_tensor),
-    }
-}
-
 /// Whether something is common to all the modules merged into `child` (always, for a tensor).
 pub fn has_common(child: &Child) -> bool {
     match &child.kind {

@@ -9,8 +9,8 @@ use safejax::ndarray::{Array1, Array2, Array4};
 pub struct Model {
     #[safejax(numbering = "haiku")]
     pub block: Vec<Block>,
-    pub conv: Conv,
-    pub conv_1: Conv2,
+    #[safejax(numbering = "haiku")]
+    pub conv: Vec<Conv>,
     pub encoder: Encoder,
     #[safejax(numbering = "haiku")]
     pub linear: Vec<Linear>,
@@ -38,19 +38,12 @@ pub struct Proj {
     pub w: Array2<f32>,
 }
 
-/// `conv`.
+/// `conv`, `conv_1`.
 #[derive(Debug, SafeParams)]
 pub struct Conv {
     /// f32 [2]
-    pub b: Array1<f32>,
-    /// f32 [3, 3, 1, 2]
-    pub w: Array4<f32>,
-}
-
-/// `conv_1`.
-#[derive(Debug, SafeParams)]
-pub struct Conv2 {
-    /// f32 [3, 3, 2, 2]
+    pub b: Option<Array1<f32>>,
+    /// f32 [3, 3, 1, 2], [3, 3, 2, 2]
     pub w: Array4<f32>,
 }
 
