@@ -22,7 +22,7 @@ fn fixture(name: &str) -> Vec<u8> {
 fn npy_file(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
     let prefix = if version == 1 { 10 } else { 12 };
     let mut text = header.to_owned();
-    while (prefix + text.len() + 1) % 64 != 0 {
+    while !(prefix + text.len() + 1).is_multiple_of(64) {
         text.push(' ');
     }
     text.push('\n');

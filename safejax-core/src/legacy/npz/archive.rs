@@ -12,10 +12,11 @@ use rawzip::{
 use super::npy::{self, NpyArray};
 use crate::error::{Error, Result};
 
-/// The most a deflate stream can inflate: 258 bytes from a single bit, 1032 to 1 at most.
+/// The most a deflate stream can inflate: a match copies at most 258 bytes and takes at least
+/// two bits, so a stream holds at most 1032 times its length.
 const MAX_DEFLATE_RATIO: u64 = 1032;
 
-/// Room for the few bytes a tiny deflate stream spends on its own framing.
+/// Allowance over that ratio, so that tiny members are not judged by their rounding.
 const DEFLATE_SLACK: u64 = 1024;
 
 /// A member of the archive, listed from the central directory.
