@@ -264,6 +264,49 @@ fn a_deflated_archive_reads_as_the_stored_one() -> Result<(), Error> {
     Ok(())
 }
 
+/// `np.savez_compressed` of a Fortran-ordered, a big-endian, a 0-d and a bool array
+/// (`tests/data/make_compressed_npz.py`).
+#[test]
+fn numpy_compressed_npz_reads_in_row_major_little_endian() -> Result<(), Error> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/compressed_mixed.npz"
+    );
+    let tree = npz::haiku_from_file(path, None)?;
+    assert_eq!(
+        tree,
+        npz::haiku_from_slice(&std::fs::read(path).expect("read"), None)?
+    );
+    let get = |key: &str| tree.tensor(key).unwrap_or_else(|| panic!("no {key}"));
+    assert_eq!(
+        get("mlp/~/linear_0.w").to_array::<f32, ndarray::Ix2>()?,
+        ndarray::array![[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    );
+    assert_eq!(
+        get("mlp/~/linear_0.b").to_array::<f64, ndarray::Ix1>()?,
+        ndarray::array![0.5, -1.0, 2.0]
+    );
+    assert_eq!(
+        get("counter.count")
+            .to_array::<i32, ndarray::Ix0>()?
+            .into_scalar(),
+        7
+    );
+    assert_eq!(
+        get("mask.m").to_array::<bool, ndarray::Ix1>()?,
+        ndarray::array![true, false]
+    );
+    // Every truncation errors.
+    let bytes = std::fs::read(path).expect("read");
+    for len in 0..bytes.len() {
+        assert!(
+            npz::members_from_slice(&bytes[..len]).is_err(),
+            "cut at {len}"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn every_truncation_of_the_fixtures_errors() {
     for file in ["haiku_mlp_af.npz", "objax_mlp.npz"] {
