@@ -344,12 +344,9 @@ impl Descr {
 fn ucs4(item: &[u8], big_endian: bool) -> Result<String, (usize, u32)> {
     let mut text = String::new();
     for (i, unit) in item.chunks_exact(4).enumerate() {
-        let bytes = [
-            unit.first().copied().unwrap_or_default(),
-            unit.get(1).copied().unwrap_or_default(),
-            unit.get(2).copied().unwrap_or_default(),
-            unit.get(3).copied().unwrap_or_default(),
-        ];
+        let Ok(bytes) = <[u8; 4]>::try_from(unit) else {
+            continue;
+        };
         let code = if big_endian {
             u32::from_be_bytes(bytes)
         } else {
