@@ -159,6 +159,12 @@ impl std::fmt::Display for Failure {
 }
 
 impl Failure {
+    /// A failure that prints nothing (exit code 2 all the same): the reader of the report
+    /// closed it.
+    pub fn quiet() -> Self {
+        Failure(String::new())
+    }
+
     /// A failure about `path`.
     pub fn at(path: &std::path::Path, cause: impl std::fmt::Display) -> Self {
         Failure(format!("{}: {cause}", path.display()))
@@ -186,7 +192,9 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Found) => ExitCode::from(1),
         Err(failure) => {
             let _ = out.flush();
-            eprintln!("safejax: {failure}");
+            if !failure.0.is_empty() {
+                eprintln!("safejax: {failure}");
+            }
             ExitCode::from(2)
         }
     }

@@ -823,3 +823,23 @@ fn values_past_the_first_chunk_are_read() {
         &["dtype differs: w: F16 [2097155] in A, F32 [2097155] in B (max |a-b| = 0.000e0"],
     );
 }
+
+/// README.md shows what `inspect` prints today for the two fixtures it quotes.
+#[test]
+fn the_readme_shows_the_current_output_of_inspect() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for fixture in ["haiku_bn", "objax_mlp"] {
+        let shown = format!("tests/fixtures/{fixture}.safetensors");
+        let run = Command::new(env!("CARGO_BIN_EXE_safejax"))
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .args(["inspect", shown.as_str()])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run safejax: {e}"));
+        let printed = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            readme.contains(&format!("$ safejax inspect {shown}\n{printed}")),
+            "README.md does not show what `safejax inspect {shown}` prints:\n{printed}"
+        );
+    }
+}
