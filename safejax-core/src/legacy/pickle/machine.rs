@@ -491,7 +491,7 @@ impl<'a> Machine<'a> {
 
     /// Items taken two at a time as keys and values.
     fn pairs(&self, items: Vec<Item>) -> Result<Vec<(Item, Item)>> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.fail(format!(
                 "{} has an odd number of items ({}): keys and values come in pairs",
                 self.op,

@@ -69,7 +69,7 @@
 //! pickle's size, since an array shared under several keys becomes a copy under each. Nothing
 //! recurses, so no pickle can overflow the thread's stack.
 //!
-//! Errors are [`Error::Legacy`](crate::Error::Legacy) with format `pickle`, the byte offset of
+//! Errors are [`Error::Legacy`] with format `pickle`, the byte offset of
 //! the opcode concerned and, once the value is being turned into a tree, the key path.
 
 mod machine;

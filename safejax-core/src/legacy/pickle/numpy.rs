@@ -149,10 +149,10 @@ impl Array {
         if self.fortran && self.shape.len() > 1 {
             bytes = fortran_to_c(&bytes, &self.shape, size);
         }
-        if self.spec.dtype == Dtype::BOOL {
-            if let Some(at) = bytes.iter().position(|&b| b > 1) {
-                return Err(format!("bool element {at} is neither 0 nor 1"));
-            }
+        if self.spec.dtype == Dtype::BOOL
+            && let Some(at) = bytes.iter().position(|&b| b > 1)
+        {
+            return Err(format!("bool element {at} is neither 0 nor 1"));
         }
         Tensor::new(self.spec.dtype, self.shape.clone(), bytes).map_err(|e| e.to_string())
     }

@@ -64,6 +64,15 @@ pub(super) fn tree(machine: &Machine<'_>, root: Item) -> Result<Tree> {
                 walk.path.truncate(parent_len);
             }
             Node::Nested(object) => {
+                let cycle = object == level.object || parents.iter().any(|p| p.object == object);
+                if cycle {
+                    return Err(Error::legacy(
+                        "pickle",
+                        item.at,
+                        walk.path.clone(),
+                        format!("{} holds itself", machine.kind(item.value)),
+                    ));
+                }
                 if parents.len() + 1 >= MAX_DEPTH {
                     return Err(Error::legacy(
                         "pickle",
