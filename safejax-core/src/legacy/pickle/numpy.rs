@@ -299,6 +299,12 @@ impl<'a> Machine<'a> {
     /// The items of the argument tuple of a call of `global`.
     fn args(&self, global: Global, args: Item) -> Result<Vec<Item>> {
         match self.object(args.value) {
+            // No global takes more: a long tuple is refused before it is copied.
+            Some(Object::Tuple(items)) if items.len() > 4 => Err(self.fail(format!(
+                "REDUCE of `{}` with {} arguments",
+                global.name(),
+                items.len()
+            ))),
             Some(Object::Tuple(items)) => Ok(items.clone()),
             _ => Err(self.fail(format!(
                 "REDUCE of `{}` with {} as its arguments, not a tuple",

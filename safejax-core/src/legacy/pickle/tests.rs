@@ -369,6 +369,15 @@ fn globals_outside_the_allowlist_are_refused_where_named() {
         "REDUCE calls a str; only allowed globals are interpreted"
     );
 
+    let long_args = [
+        global("numpy", "dtype"),
+        tuple(&vec![int(0); 5]),
+        vec![b'R'],
+    ]
+    .concat();
+    let (_, _, reason) = refusal(&dict(&[("x", long_args)]));
+    assert_eq!(reason, "REDUCE of `numpy.dtype` with 5 arguments");
+
     let not_strings = [int(1), int(2), vec![0x93]].concat();
     let (_, _, reason) = refusal(&dict(&[("x", not_strings)]));
     assert_eq!(

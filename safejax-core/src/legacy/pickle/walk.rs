@@ -1,5 +1,7 @@
 //! The unpickled value turned into a [`Tree`], with a loop and a stack of its own.
 
+use std::collections::HashSet;
+
 use super::machine::{Item, Machine, Object, Value};
 use super::{MAX_DEPTH, MAX_TENSOR_FACTOR};
 use crate::error::{Error, Result};
@@ -33,6 +35,8 @@ pub(super) fn tree(machine: &Machine<'_>, root: Item) -> Result<Tree> {
         path: String::new(),
     };
     let mut parents: Vec<Level> = Vec::new();
+    // The objects of the levels being walked: one met again is a cycle.
+    let mut on_path = HashSet::from([object]);
     let mut level = Level {
         object,
         next: 0,
@@ -47,6 +51,7 @@ pub(super) fn tree(machine: &Machine<'_>, root: Item) -> Result<Tree> {
                 return Ok(level.tree);
             };
             walk.path.truncate(level.parent_len);
+            on_path.remove(&level.object);
             parent.tree.insert(level.name, level.tree);
             level = parent;
             continue;
@@ -64,8 +69,7 @@ pub(super) fn tree(machine: &Machine<'_>, root: Item) -> Result<Tree> {
                 walk.path.truncate(parent_len);
             }
             Node::Nested(object) => {
-                let cycle = object == level.object || parents.iter().any(|p| p.object == object);
-                if cycle {
+                if !on_path.insert(object) {
                     return Err(Error::legacy(
                         "pickle",
                         item.at,
