@@ -73,8 +73,9 @@ pub(super) struct Machine<'a> {
     marks: Vec<usize>,
     memo: HashMap<u32, Item>,
     pub(super) objects: Vec<Object<'a>>,
-    /// How many opcodes were interpreted.
-    pub(super) opcodes: usize,
+    /// How many more bytes `_codecs.encode` may make: as many as the pickle has, so that one
+    /// string encoded again and again cannot fill memory.
+    pub(super) encode_left: usize,
 }
 
 impl<'a> Machine<'a> {
@@ -88,7 +89,7 @@ impl<'a> Machine<'a> {
             marks: Vec::new(),
             memo: HashMap::new(),
             objects: Vec::new(),
-            opcodes: 0,
+            encode_left: input.len(),
         }
     }
 
@@ -110,7 +111,6 @@ impl<'a> Machine<'a> {
                 return Err(self.fail("the pickle ends without a STOP opcode"));
             };
             self.pos += 1;
-            self.opcodes += 1;
             self.op = opcode_name(code);
             if code == b'.' {
                 return self.pop();

@@ -63,14 +63,15 @@
 //!
 //! A pickle cannot make the reader use memory or time out of proportion to its size: a declared
 //! length is checked against the bytes left before anything is read (strings and bytes are then
-//! borrowed from the input, not copied); the stack, the marks and the memo are bounded; a tree
-//! deeper than 1024 levels, or with more entries than the pickle has opcodes (a few lists
-//! shared under many keys), is an error; and the tensors built hold at most four times the
-//! pickle's size, since an array shared under several keys becomes a copy under each. Nothing
-//! recurses, so no pickle can overflow the thread's stack.
+//! borrowed from the input, not copied); the stack, the marks and the memo are bounded; an array
+//! has at most 64 dimensions; `_codecs.encode` makes at most as many bytes as the pickle has; a
+//! tree deeper than 1024 levels is an error, and so is a cycle; and the tensors and names of the
+//! tree hold at most four times the pickle's size, since an array, a name or a dict shared under
+//! several keys becomes a copy under each. Nothing recurses, so no pickle can overflow the
+//! thread's stack.
 //!
-//! Errors are [`Error::Legacy`] with format `pickle`, the byte offset of
-//! the opcode concerned and, once the value is being turned into a tree, the key path.
+//! Errors are [`Error::Legacy`] with format `pickle`, the byte offset of the opcode concerned
+//! and, once the value is being turned into a tree, the key path.
 
 mod machine;
 mod numpy;
@@ -93,7 +94,7 @@ const MAX_STACK: usize = 1 << 20;
 /// The most entries the memo may hold.
 const MAX_MEMO: usize = 1 << 24;
 
-/// How many times the pickle's size the tensors built may hold.
+/// How many times the pickle's size the tensors and names of the tree may hold.
 const MAX_TENSOR_FACTOR: usize = 4;
 
 /// An error at byte `offset` of the pickle.

@@ -12,6 +12,12 @@ use crate::dtype::byte_size;
 use crate::error::Result;
 use crate::tensor::Tensor;
 
+/// The most dimensions an array may have (numpy 2's limit).
+const MAX_DIMS: usize = 64;
+
+/// Why a shape is refused.
+const SHAPE: &str = "an ndarray's shape is not a tuple of at most 64 non-negative ints";
+
 /// An allowed global.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Global {
@@ -354,8 +360,11 @@ impl<'a> Machine<'a> {
 
     /// A shape: a tuple of non-negative ints.
     fn shape_of(&self, item: Option<&Item>) -> Option<Vec<usize>> {
-        self.tuple_of(item)?
-            .iter()
+        let dims = self.tuple_of(item)?;
+        if dims.len() > MAX_DIMS {
+            return None;
+        }
+        dims.iter()
             .map(|d| match d.value {
                 Value::Int(n) => usize::try_from(n).ok(),
                 _ => None,
@@ -475,7 +484,7 @@ impl<'a> Machine<'a> {
         let spec = self.spec_of(items.get(1))?;
         let shape = self
             .shape_of(items.first())
-            .ok_or_else(|| self.fail("an ndarray's shape is not a tuple of non-negative ints"))?;
+            .ok_or_else(|| self.fail(SHAPE))?;
         let fortran = Self::bool_of(items.get(2))
             .ok_or_else(|| self.fail("an ndarray's `is_fortran` is not a bool"))?;
         let data = self.bytes_of(items.get(3)).ok_or_else(|| {
@@ -500,9 +509,7 @@ impl<'a> Machine<'a> {
             ))
         })?;
         let spec = self.spec_of(Some(dtype))?;
-        let shape = self
-            .shape_of(Some(shape))
-            .ok_or_else(|| self.fail("an ndarray's shape is not a tuple of non-negative ints"))?;
+        let shape = self.shape_of(Some(shape)).ok_or_else(|| self.fail(SHAPE))?;
         let fortran = match self.str_of(Some(order)) {
             Some("C") => false,
             Some("F") => true,
@@ -539,7 +546,7 @@ impl<'a> Machine<'a> {
     }
 
     /// `encode(text, "latin1")`: each character is one byte.
-    fn encode(&self, args: &[Item]) -> Result<Vec<u8>> {
+    fn encode(&mut self, args: &[Item]) -> Result<Vec<u8>> {
         let [text, encoding] = args else {
             return Err(self.wrong_args(Global::Encode, "two arguments"));
         };
@@ -552,6 +559,9 @@ impl<'a> Machine<'a> {
                 "`_codecs.encode` with encoding `{encoding}` is not allowed (only `latin1`)"
             )));
         }
+        self.encode_left = self.encode_left.checked_sub(text.len()).ok_or_else(|| {
+            self.fail("`_codecs.encode` would make more bytes than the pickle has")
+        })?;
         text.chars()
             .map(|c| u8::try_from(c).ok())
             .collect::<Option<Vec<u8>>>()

@@ -209,6 +209,22 @@ fn protocol_2_data_goes_through_latin1() {
     let tree = from_slice(&pickle).expect("pickle");
     assert_eq!(tensor(&tree, "x").data(), data);
 
+    // One string encoded again and again.
+    let mut again = vec![0x80, 4, b']', b'('];
+    again.extend(global("_codecs", "encode"));
+    again.extend_from_slice(b"q\x00");
+    again.extend(tuple(&[text(&"a".repeat(1000)), text("latin1")]));
+    again.extend_from_slice(b"q\x01R");
+    for _ in 0..10 {
+        again.extend_from_slice(b"h\x00h\x01R");
+    }
+    again.extend_from_slice(b"e.");
+    let (_, _, reason) = refusal(&again);
+    assert_eq!(
+        reason,
+        "`_codecs.encode` would make more bytes than the pickle has"
+    );
+
     let utf8 = [
         global("_codecs", "encode"),
         tuple(&[text("abcd"), text("utf8")]),
@@ -326,6 +342,13 @@ fn arrays_must_match_their_data() {
     assert_eq!(
         (key.as_str(), reason.as_str()),
         ("m", "bool element 1 is neither 0 nor 1")
+    );
+
+    let deep = array(dtype(text("u1"), "|"), &[1; 65], false, bytes(&[0]));
+    let (_, _, reason) = refusal(&dict(&[("x", deep)]));
+    assert_eq!(
+        reason,
+        "an ndarray's shape is not a tuple of at most 64 non-negative ints"
     );
 
     let objects = array(dtype(text("f4"), "<"), &[1], false, vec![b']']);
@@ -543,11 +566,28 @@ fn cycles_and_shared_containers_are_bounded() {
     pickle.extend_from_slice(b"h\x28s.");
     let (_, _, reason) = refusal(&pickle);
     assert!(
-        reason.starts_with("the tree has more entries than the pickle has opcodes"),
+        reason.starts_with("the tree's tensors and names would hold more than"),
         "{reason}"
     );
 
-    // One array of 1 KiB shared under many keys.
+    // One long name for every level of a deep tree.
+    let mut pickle = vec![0x80, 4, b'}'];
+    pickle.extend(text(&"n".repeat(100_000)));
+    pickle.extend_from_slice(b"q\x00");
+    for _ in 0..1000 {
+        pickle.extend_from_slice(b"}h\x00");
+    }
+    pickle.push(b'N');
+    pickle.extend(std::iter::repeat_n(b's', 1001));
+    pickle.push(b'.');
+    let (_, key, reason) = refusal(&pickle);
+    assert_eq!(key.len(), 4 * 100_001 - 1);
+    assert!(
+        reason.starts_with("the tree's tensors and names would hold more than"),
+        "{reason}"
+    );
+
+    // One array of 255 bytes shared under many keys.
     let data = vec![0u8; 1024];
     let mut pickle = vec![0x80, 4, b'}', b'('];
     pickle.extend(text("x0"));
@@ -561,9 +601,10 @@ fn cycles_and_shared_containers_are_bounded() {
         pickle.extend_from_slice(b"h\x00");
     }
     pickle.extend_from_slice(b"u.");
-    let (_, _, reason) = refusal(&pickle);
+    let (_, key, reason) = refusal(&pickle);
+    assert_eq!(key, "x32");
     assert!(
-        reason.starts_with("the tensors would hold more than 4 times"),
+        reason.starts_with("the tree's tensors and names would hold more than 4 times"),
         "{reason}"
     );
 }

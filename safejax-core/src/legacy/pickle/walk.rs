@@ -30,7 +30,6 @@ pub(super) fn tree(machine: &Machine<'_>, root: Item) -> Result<Tree> {
     }
     let mut walk = Walk {
         machine,
-        entries_left: machine.opcodes,
         bytes_left: machine.input_len().saturating_mul(MAX_TENSOR_FACTOR),
         path: String::new(),
     };
@@ -110,9 +109,7 @@ enum Node {
 /// The state of the walk beside its levels.
 struct Walk<'m, 'a> {
     machine: &'m Machine<'a>,
-    /// How many more entries may be walked.
-    entries_left: usize,
-    /// How many more bytes the tensors may hold.
+    /// How many more bytes the tensors and the names may hold.
     bytes_left: usize,
     /// The key path of the entry at hand.
     path: String,
@@ -145,29 +142,18 @@ impl Walk<'_, '_> {
                         format!("has key `{name}`: keys must be non-empty and free of `.`"),
                     ));
                 }
-                ((*name).to_owned(), value)
+                (self.charge(key.at, name)?.to_owned(), value)
             }
             Some(Object::List(items) | Object::Tuple(items)) => {
                 let Some(&item) = items.get(level.next) else {
                     return Ok(None);
                 };
-                (level.next.to_string(), item)
+                let name = level.next.to_string();
+                self.charge(item.at, &name)?;
+                (name, item)
             }
             _ => return Ok(None),
         };
-        if self.entries_left == 0 {
-            return Err(Error::legacy(
-                "pickle",
-                item.at,
-                self.path.clone(),
-                format!(
-                    "the tree has more entries than the pickle has opcodes ({}): lists or dicts \
-                     are shared under too many keys",
-                    self.machine.opcodes
-                ),
-            ));
-        }
-        self.entries_left -= 1;
         Ok(Some((name, item)))
     }
 
@@ -181,23 +167,33 @@ impl Walk<'_, '_> {
         match self.machine.objects.get(object) {
             Some(Object::Dict(_) | Object::List(_) | Object::Tuple(_)) => Ok(Node::Nested(object)),
             Some(Object::Array(array)) => {
-                let len = array.byte_len();
-                if len > self.bytes_left {
-                    return Err(self.error(
-                        item.at,
-                        format!(
-                            "the tensors would hold more than {MAX_TENSOR_FACTOR} times the \
-                             pickle's size: arrays are shared under too many keys"
-                        ),
-                    ));
-                }
-                self.bytes_left -= len;
+                self.charge_len(item.at, array.byte_len())?;
                 let data = self.machine.array_data(array);
                 let tensor = array.tensor(data).map_err(|e| self.error(item.at, e))?;
                 Ok(Node::Tensor(tensor))
             }
             _ => Err(self.refused(item)),
         }
+    }
+
+    /// Counts the bytes of a name against the budget of the tree, returning it.
+    fn charge<'n>(&mut self, at: u64, name: &'n str) -> Result<&'n str> {
+        self.charge_len(at, name.len())?;
+        Ok(name)
+    }
+
+    /// Counts `len` bytes of a name or a tensor against the budget of the tree.
+    fn charge_len(&mut self, at: u64, len: usize) -> Result<()> {
+        self.bytes_left = self.bytes_left.checked_sub(len).ok_or_else(|| {
+            self.error(
+                at,
+                format!(
+                    "the tree's tensors and names would hold more than {MAX_TENSOR_FACTOR} times \
+                     the pickle's size: arrays, names or dicts are shared under too many keys"
+                ),
+            )
+        })?;
+        Ok(())
     }
 
     fn error(&self, at: u64, reason: impl Into<String>) -> Error {
