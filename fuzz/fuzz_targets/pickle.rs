@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(bytes) = haiku::serialize(&tree, None) else {
         return;
     };
-    let again = haiku::deserialize(&bytes)
-        .unwrap_or_else(|e| panic!("a written tree does not read: {e}"));
+    let again =
+        haiku::deserialize(&bytes).unwrap_or_else(|e| panic!("a written tree does not read: {e}"));
     assert_eq!(again.flatten().ok(), Some(flat));
 });
