@@ -24,9 +24,10 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use regex::Regex;
-use safejax_core::{Dtype, Leaf, Metadata, Saver};
+use safejax_core::{Dtype, Leaf, Metadata, Saver, Tensor};
 
 use crate::checkpoint::{CHUNK, Checkpoint, Entry, cause, is_index};
+use crate::legacy::{self, Format};
 use crate::output::write_failed;
 use crate::units::parse_size;
 use crate::values::{convert_floats, is_float, width};
@@ -49,20 +50,83 @@ pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<Outcome, Failure> 
         .iter()
         .map(|spec| Rename::parse(spec))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(format) = Format::of(&args.input) {
+        let tensors = legacy::read(&args.input, format, args)?;
+        let total = tensors.len();
+        let (selected, renamed) = select(
+            tensors.iter().map(|(key, tensor)| (key.as_str(), tensor)),
+            args,
+            &rules,
+        )?;
+        let leaves: Vec<InMemory<'_>> = selected
+            .into_iter()
+            .map(|(name, tensor)| InMemory::new(name, tensor, target))
+            .collect();
+        let converted = leaves.iter().filter(|leaf| leaf.to.is_some()).count();
+        let named: Vec<(String, &dyn Leaf)> = leaves
+            .iter()
+            .map(|leaf| (leaf.name.clone(), leaf as &dyn Leaf))
+            .collect();
+        write_output(&named, &Metadata::new(), &args.output, max_shard_size)?;
+        let counts = Counts {
+            written: named.len(),
+            converted,
+            renamed,
+            total,
+        };
+        return report(args, target, &rules, counts, out);
+    }
+    if args.style.is_some() || args.state_vars.is_some() || !args.var_kinds.is_empty() {
+        return Err(Failure::at(
+            &args.input,
+            "--style, --state-vars and --var-kind say how a file of another format (.msgpack, \
+             .pkl, .npz) is named; a safetensors file keeps its keys (rename them with --rename)",
+        ));
+    }
     let input = Checkpoint::open(&args.input)?;
     let tensors = input.parse()?;
     let writing = Writing {
         progress: progress_bar(input.total_bytes()),
         borrowed: Cell::new(None),
     };
-    let mut leaves: Vec<Converting<'_, '_, '_>> = Vec::new();
+    let (selected, renamed) = select(tensors.by_name().into_iter(), args, &rules)?;
+    let leaves: Vec<Converting<'_, '_, '_>> = selected
+        .into_iter()
+        .map(|(name, entry)| Converting::new(name, entry, target, &writing))
+        .collect();
+    let converted = leaves.iter().filter(|leaf| leaf.converts()).count();
+    let named: Vec<(String, &dyn Leaf)> = leaves
+        .iter()
+        .map(|leaf| (leaf.name.clone(), leaf as &dyn Leaf))
+        .collect();
+    let written = write_output(&named, &tensors.metadata, &args.output, max_shard_size);
+    writing.progress.finish_and_clear();
+    writing.release_borrowed();
+    written?;
+    let counts = Counts {
+        written: named.len(),
+        converted,
+        renamed,
+        total: tensors.len(),
+    };
+    report(args, target, &rules, counts, out)
+}
+
+/// The tensors `--only` keeps, each with its name after `--rename`, and how many were renamed;
+/// refused when two end up with one name, or when none is kept.
+fn select<'k, T>(
+    tensors: impl Iterator<Item = (&'k str, T)>,
+    args: &ConvertArgs,
+    rules: &[Rename],
+) -> Result<(Vec<(String, T)>, usize), Failure> {
+    let mut selected = Vec::new();
     let mut origin: HashMap<String, &str> = HashMap::new();
     let mut renamed = 0;
-    for (key, entry) in tensors.by_name() {
+    for (key, tensor) in tensors {
         if !args.only.is_empty() && !args.only.iter().any(|prefix| key.starts_with(prefix)) {
             continue;
         }
-        let name = rename(key, &rules);
+        let name = rename(key, rules);
         if name.is_empty() || name == safejax_core::format::METADATA_KEY {
             return Err(Failure(format!(
                 "--rename turns `{key}` into `{name}`, which cannot name a tensor; nothing was written"
@@ -74,33 +138,44 @@ pub fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<Outcome, Failure> 
             )));
         }
         renamed += usize::from(name != key);
-        leaves.push(Converting::new(name, entry, target, &writing));
+        selected.push((name, tensor));
     }
-    if leaves.is_empty() {
+    if selected.is_empty() {
         return Err(Failure(format!(
             "--only {}: no key of `{}` starts with these prefixes; nothing was written",
             args.only.join(" "),
             args.input.display()
         )));
     }
-    let converted = leaves.iter().filter(|leaf| leaf.converts()).count();
-    let named: Vec<(String, &dyn Leaf)> = leaves
-        .iter()
-        .map(|leaf| (leaf.name.clone(), leaf as &dyn Leaf))
-        .collect();
-    let written = write_output(&named, &tensors.metadata, &args.output, max_shard_size);
-    writing.progress.finish_and_clear();
-    writing.release_borrowed();
-    written?;
-    let mut what = vec![format!("{} tensors", named.len())];
+    Ok((selected, renamed))
+}
+
+/// What a conversion did, for its report.
+struct Counts {
+    written: usize,
+    converted: usize,
+    renamed: usize,
+    /// The input's tensors.
+    total: usize,
+}
+
+/// Prints what was written.
+fn report(
+    args: &ConvertArgs,
+    target: Option<Dtype>,
+    rules: &[Rename],
+    counts: Counts,
+    out: &mut dyn Write,
+) -> Result<Outcome, Failure> {
+    let mut what = vec![format!("{} tensors", counts.written)];
     if let Some(dtype) = target {
-        what.push(format!("{converted} converted to {dtype}"));
+        what.push(format!("{} converted to {dtype}", counts.converted));
     }
     if !rules.is_empty() {
-        what.push(format!("{renamed} renamed"));
+        what.push(format!("{} renamed", counts.renamed));
     }
     if !args.only.is_empty() {
-        what.push(format!("{} left out", tensors.len() - named.len()));
+        what.push(format!("{} left out", counts.total - counts.written));
     }
     let bytes = std::fs::metadata(&args.output).map_or(0, |m| m.len());
     writeln!(
@@ -180,24 +255,29 @@ impl Rename {
                 "--rename `{spec}`: expected REGEX=REPLACEMENT"
             )));
         };
-        let pattern = Regex::new(pattern).map_err(|e| {
-            // The crate's message spans lines (the pattern, a caret); its last line says why.
-            let text = e.to_string();
-            let why = text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            Failure(format!(
-                "--rename `{spec}`: invalid regex `{pattern}`: {}",
-                why.trim().trim_start_matches("error: ")
-            ))
-        })?;
         Ok(Rename {
-            pattern,
+            pattern: compile("--rename", spec, pattern)?,
             replacement: replacement.to_owned(),
         })
     }
+}
+
+/// The regex `pattern` of the option `flag` given as `spec`, or a one-line failure saying why
+/// it is not one.
+pub(crate) fn compile(flag: &str, spec: &str, pattern: &str) -> Result<Regex, Failure> {
+    Regex::new(pattern).map_err(|e| {
+        // The crate's message spans lines (the pattern, a caret); its last line says why.
+        let text = e.to_string();
+        let why = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        Failure(format!(
+            "{flag} `{spec}`: invalid regex `{pattern}`: {}",
+            why.trim().trim_start_matches("error: ")
+        ))
+    })
 }
 
 /// `key` after every rule, in order.
@@ -306,6 +386,49 @@ impl Leaf for Converting<'_, '_, '_> {
         let len = self.entry.tensor.byte_len();
         match self.to {
             Some(to) => len / width(self.entry.tensor.dtype()) * width(to),
+            None => len,
+        }
+    }
+}
+
+/// A tensor already in memory (read from another format) as it is written: converted when the
+/// writer asks for its data, one tensor at a time.
+struct InMemory<'t> {
+    name: String,
+    tensor: &'t Tensor,
+    to: Option<Dtype>,
+}
+
+impl<'t> InMemory<'t> {
+    fn new(name: String, tensor: &'t Tensor, target: Option<Dtype>) -> Self {
+        let dtype = tensor.dtype();
+        let to = target.filter(|&to| is_float(dtype) && to != dtype);
+        InMemory { name, tensor, to }
+    }
+}
+
+impl Leaf for InMemory<'_> {
+    fn dtype(&self) -> Dtype {
+        self.to.unwrap_or(self.tensor.dtype())
+    }
+
+    fn shape(&self) -> Cow<'_, [usize]> {
+        Cow::Borrowed(self.tensor.shape())
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        let Some(to) = self.to else {
+            return Cow::Borrowed(Tensor::data(self.tensor));
+        };
+        let mut out = Vec::with_capacity(self.data_len());
+        convert_floats(self.tensor.dtype(), to, Tensor::data(self.tensor), &mut out);
+        Cow::Owned(out)
+    }
+
+    fn data_len(&self) -> usize {
+        let len = Tensor::data(self.tensor).len();
+        match self.to {
+            Some(to) => len / width(self.tensor.dtype()) * width(to),
             None => len,
         }
     }

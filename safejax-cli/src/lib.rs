@@ -16,6 +16,7 @@ pub mod convert;
 pub mod detect;
 pub mod diff;
 pub mod inspect;
+pub mod legacy;
 pub mod output;
 pub mod units;
 pub mod values;
@@ -119,7 +120,9 @@ pub struct DiffArgs {
 /// `safejax convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The file (or index of a sharded checkpoint) to read.
+    /// The file (or index of a sharded checkpoint) to read; also a Flax msgpack (`.msgpack`),
+    /// a pickle of Haiku parameters (`.pkl`, `.pickle`) or an npz of Haiku or Objax parameters
+    /// (`.npz`), read without executing anything.
     pub input: std::path::PathBuf,
     /// The file to write, replaced atomically; an index (`*.safetensors.index.json`) writes
     /// shards beside it, then the index.
@@ -137,6 +140,19 @@ pub struct ConvertArgs {
     /// is 2^30); when OUTPUT is an index, the size of its shards (default 5GB).
     #[arg(long, value_name = "SIZE")]
     pub max_shard_size: Option<String>,
+    /// For an input in another format: how its tree is named (default: flax for msgpack,
+    /// haiku for pickles and `scope//name` npz, objax for Objax npz).
+    #[arg(long, value_enum)]
+    pub style: Option<StyleArg>,
+    /// For an Objax npz: the variables whose name matches become `StateVar`, the others
+    /// `TrainVar` (the npz does not record it).
+    #[arg(long, value_name = "REGEX")]
+    pub state_vars: Option<String>,
+    /// For an Objax npz: `REGEX=KIND` gives matching variables that kind (`TrainVar`,
+    /// `StateVar`, `RandomState`, `TrainRef`, ...); the first matching rule wins, before
+    /// `--state-vars`.
+    #[arg(long = "var-kind", value_name = "REGEX=KIND")]
+    pub var_kinds: Vec<String>,
 }
 
 /// What a command found, when it could do its work.

@@ -127,6 +127,15 @@ pub fn haiku_from_file(path: impl AsRef<Path>, collection: Option<&str>) -> Resu
     haiku_tree(arrays_from_file(path)?, collection)
 }
 
+/// Like [`haiku_from_slice`], from members already read ([`members_from_file`]): for a caller
+/// that looks at the members to tell a Haiku npz from an Objax one.
+pub fn haiku_from_members(
+    members: Vec<(String, NpyArray)>,
+    collection: Option<&str>,
+) -> Result<Tree> {
+    haiku_tree(tensors(members)?, collection)
+}
+
 fn haiku_tree(arrays: Vec<(String, Tensor)>, collection: Option<&str>) -> Result<Tree> {
     if let Some(name) = collection
         && (name.is_empty() || name.contains('.'))
@@ -211,6 +220,14 @@ pub fn objax_from_file(
     kind: impl Fn(&str) -> VarKind,
 ) -> Result<VarCollection> {
     objax_vars(members_from_file(path)?, kind)
+}
+
+/// Like [`objax_from_slice`], from members already read ([`members_from_file`]).
+pub fn objax_from_members(
+    members: Vec<(String, NpyArray)>,
+    kind: impl Fn(&str) -> VarKind,
+) -> Result<VarCollection> {
+    objax_vars(members, kind)
 }
 
 fn objax_vars(
