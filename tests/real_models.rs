@@ -158,3 +158,57 @@ fn objax_wide_resnet_loads_with_its_blocks_in_a_vec() {
         }
     }
 }
+
+/// A `VarCollection` whose kinds were lost (as an npz loses them: every variable a
+/// `TrainVar`) loads into the WideResNet with the kinds the struct gives, BatchNorm statistics
+/// as `StateVar`s.
+#[test]
+fn objax_wide_resnet_loads_from_vars_with_the_kinds_of_its_struct() {
+    use safejax::{Loader, SafeParams, VarKind};
+    use wide_resnet::WideResNet;
+    let mut vars =
+        objax::deserialize_file(real_model(WIDE_RESNET)).unwrap_or_else(|e| panic!("{e}"));
+    let state = vars
+        .values()
+        .filter(|v| v.kind == VarKind::StateVar)
+        .count();
+    assert!(state > 0);
+    for var in vars.values_mut() {
+        var.kind = VarKind::TrainVar;
+    }
+    let model = Loader::new()
+        .from_vars::<WideResNet>(&vars)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .value;
+    assert_eq!(
+        model.to_bytes().unwrap_or_else(|e| panic!("{e}")),
+        file_bytes(WIDE_RESNET)
+    );
+    // A variable the struct does not have still fails the load.
+    let (path, var) = vars
+        .iter()
+        .next()
+        .map(|(p, v)| (p.clone(), v.clone()))
+        .unwrap_or_else(|| panic!("a variable"));
+    vars.insert(format!("{path}_extra"), var);
+    let err = Loader::new()
+        .from_vars::<WideResNet>(&vars)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.to_string().contains("_extra"), "{err}");
+}
+
+/// A tree (as the readers of other formats give) loads strictly into the transformer's structs.
+#[test]
+fn haiku_transformer_loads_from_a_tree() {
+    use safejax::{Loader, SafeParams};
+    let tree = haiku::deserialize_file(real_model(TRANSFORMER)).unwrap_or_else(|e| panic!("{e}"));
+    let params = Loader::new()
+        .from_tree::<transformer::Params>(&tree)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .value;
+    assert_eq!(
+        params.to_bytes().unwrap_or_else(|e| panic!("{e}")),
+        file_bytes(TRANSFORMER)
+    );
+}

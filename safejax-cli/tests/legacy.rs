@@ -228,3 +228,92 @@ fn dtype_rename_and_only_apply_to_legacy_inputs() {
         assert_eq!(tensor.dtype(), safejax_core::Dtype::BF16, "{name}");
     }
 }
+
+mod typed {
+    //! The library's readers into derived structs: a pickle through `Loader::from_tree`, an
+    //! Objax npz through `Loader::from_vars`, whose kinds come from the struct.
+
+    use safejax::legacy::{npz, pickle};
+    use safejax::ndarray::{Array1, Array2};
+    use safejax::{Loader, SafeParams, VarKind};
+
+    use super::legacy;
+
+    #[derive(Debug, SafeParams)]
+    #[safejax(style = "haiku", collection = "params")]
+    struct HaikuBn {
+        batch_norm: BatchNorm,
+        #[safejax(numbering = "haiku")]
+        linear: Vec<Linear>,
+    }
+
+    #[derive(Debug, SafeParams)]
+    struct BatchNorm {
+        #[safejax(collection = "state")]
+        mean_ema: Ema,
+        offset: Array2<f32>,
+        scale: Array2<f32>,
+        #[safejax(collection = "state")]
+        var_ema: Ema,
+    }
+
+    #[derive(Debug, SafeParams)]
+    struct Ema {
+        average: Array2<f32>,
+        counter: i32,
+        hidden: Array2<f32>,
+    }
+
+    #[derive(Debug, SafeParams)]
+    struct Linear {
+        b: Array1<f32>,
+        w: Array2<f32>,
+    }
+
+    #[test]
+    fn every_pickle_loads_into_a_struct_and_saves_as_python_wrote_it() {
+        let expected =
+            std::fs::read(legacy("haiku_bn.safetensors")).unwrap_or_else(|e| panic!("{e}"));
+        for name in [
+            "haiku_bn_p2.pkl",
+            "haiku_bn_p4.pkl",
+            "haiku_bn_p5.pkl",
+            "haiku_bn_jax.pkl",
+        ] {
+            let tree = pickle::from_file(legacy(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let model = Loader::new()
+                .from_tree::<HaikuBn>(&tree)
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .value;
+            assert_eq!(model.linear.len(), 2);
+            assert_eq!(model.linear[1].w.dim(), (16, 4));
+            let bytes = model.to_bytes().unwrap_or_else(|e| panic!("{e}"));
+            assert!(bytes == expected, "{name}");
+        }
+    }
+
+    #[derive(Debug, SafeParams)]
+    #[safejax(style = "objax", class = "OMLP")]
+    struct Omlp {
+        layers: Sequential,
+    }
+
+    #[derive(Debug, SafeParams)]
+    struct Sequential(Linear, (), Linear);
+
+    #[test]
+    fn an_objax_npz_loads_into_a_struct_whatever_kinds_it_was_read_with() {
+        let expected =
+            std::fs::read(legacy("objax_mlp.safetensors")).unwrap_or_else(|e| panic!("{e}"));
+        // Every variable guessed a StateVar: the struct's kinds win.
+        let vars = npz::objax_from_file(legacy("objax_mlp.npz"), |_| VarKind::StateVar)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let model = Loader::new()
+            .from_vars::<Omlp>(&vars)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .value;
+        assert_eq!(model.layers.2.w.dim(), (16, 4));
+        let bytes = model.to_bytes().unwrap_or_else(|e| panic!("{e}"));
+        assert!(bytes == expected);
+    }
+}

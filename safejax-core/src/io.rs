@@ -2,6 +2,7 @@
 //! collections split over several files, and the strictness of loads.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -19,6 +20,7 @@ use crate::source;
 pub use crate::source::Input;
 use crate::style::Style;
 use crate::tensor::{Leaf, LeafMut};
+use crate::tree::{Tree, VarCollection, VarKind};
 use crate::view::SafeView;
 
 /// Writes values: the style, which collections, whether keys name the collection, metadata.
@@ -524,6 +526,111 @@ impl Loader {
     /// Loads a value from bytes.
     pub fn from_bytes<T: SafeParams>(&self, bytes: &[u8]) -> Result<Loaded<T>> {
         self.read(&[Part::bytes(bytes)])
+    }
+
+    /// Loads a value from a [`Tree`] of Flax or Haiku parameters (one read from a Flax msgpack,
+    /// a pickle or an npz by the readers of `legacy`), with this loader's strictness: the keys
+    /// are the tree's levels joined with `.`, as [`flax::serialize`](crate::flax::serialize)
+    /// writes them, read in the value's style (or this loader's). The tensors are copied once
+    /// into a file in memory, then once into the value.
+    ///
+    /// ```
+    /// use ndarray::{Array1, array};
+    /// use safejax_core::{Loader, Tensor, Tree};
+    ///
+    /// // A list of two tensors, as a nested dict names it.
+    /// let mut tree = Tree::new();
+    /// tree.insert("0", Tensor::from_array(&array![0.5f32, 1.5]));
+    /// tree.insert("1", Tensor::from_array(&array![2.5f32]));
+    /// let loaded = Loader::new().from_tree::<Vec<Array1<f32>>>(&tree)?;
+    /// assert_eq!(loaded.value, [array![0.5f32, 1.5], array![2.5f32]]);
+    /// // Strict: a tree with more than the value reads is refused.
+    /// assert!(Loader::new().from_tree::<[Array1<f32>; 1]>(&tree).is_err());
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
+    pub fn from_tree<T: SafeParams>(&self, tree: &Tree) -> Result<Loaded<T>> {
+        let bytes = crate::tree::serialize_tree(tree, None)?;
+        self.from_bytes(&bytes)
+    }
+
+    /// Loads a value from an Objax [`VarCollection`] (one read from an npz by the readers of
+    /// `legacy`), read in Objax style. Each variable's kind is the one `T` gives its path,
+    /// whatever the collection says: an npz of `objax.io.save_var_collection` records no
+    /// kinds, so a reader can only guess them. Variables `T` does not have, or whose path `T`
+    /// gives two kinds, fail the load as usual. The tensors are copied once into a file in
+    /// memory, then once into the value.
+    ///
+    /// ```
+    /// use ndarray::{Array1, array};
+    /// use safejax_core::{Loader, Tensor, Var, VarCollection, VarKind};
+    ///
+    /// // A path read with a kind guessed wrong: a list of tensors holds TrainVars.
+    /// let mut vars = VarCollection::new();
+    /// let tensor = Tensor::from_array(&array![0.5f32]);
+    /// vars.insert("(ModuleList)[0]".to_owned(), Var { kind: VarKind::StateVar, tensor });
+    /// let loaded = Loader::new().from_vars::<Vec<Array1<f32>>>(&vars)?;
+    /// assert_eq!(loaded.value, [array![0.5f32]]);
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
+    pub fn from_vars<T: SafeParams>(&self, vars: &VarCollection) -> Result<Loaded<T>> {
+        const KINDS: [VarKind; 4] = [
+            VarKind::TrainVar,
+            VarKind::StateVar,
+            VarKind::RandomState,
+            VarKind::TrainRef,
+        ];
+        let objax = self.clone().style(Style::Objax);
+        let mut retyped = vars.clone();
+        // The kinds each variable has been tried with, as bits of `KINDS`.
+        let mut tried: HashMap<String, u8> = HashMap::new();
+        // Each round checks the header of the variables with their current kinds, and gives
+        // each variable the value does not read the kind the value needs at its path, or else
+        // the next kind not tried. A kind is tried once, so this ends within `KINDS` rounds.
+        for _ in 0..=KINDS.len() {
+            let leaves: Vec<(String, &dyn Leaf)> = retyped
+                .iter()
+                .map(|(path, var)| (format!("{path}::{}", var.kind), &var.tensor as &dyn Leaf))
+                .collect();
+            let layout = Layout::new(&leaves, &Metadata::new())?;
+            let report = match objax.check_bytes::<T>(layout.head()) {
+                Err(Error::Load(report)) => report,
+                _ => break,
+            };
+            let needed: HashMap<&str, &str> = report
+                .missing
+                .iter()
+                .filter_map(|key| key.rsplit_once("::"))
+                .collect();
+            let mut changed = false;
+            for key in &report.unexpected {
+                let Some((path, _)) = key.rsplit_once("::") else {
+                    continue;
+                };
+                let Some(var) = retyped.get_mut(path) else {
+                    continue;
+                };
+                let bits = tried.entry(path.to_owned()).or_insert(0);
+                if let Some(at) = KINDS.iter().position(|k| *k == var.kind) {
+                    *bits |= 1 << at;
+                }
+                let next = match needed.get(path) {
+                    Some(kind) => Some(kind.parse().unwrap_or_else(|never| match never {})),
+                    None => (0..KINDS.len())
+                        .find(|i| *bits & (1 << i) == 0)
+                        .map(|i| KINDS[i].clone()),
+                };
+                if let Some(kind) = next
+                    && kind != var.kind
+                {
+                    var.kind = kind;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        objax.from_bytes(&crate::tree::objax::serialize(&retyped, None)?)
     }
 
     /// Loads a value from several files, each holding some collections (Haiku params and state

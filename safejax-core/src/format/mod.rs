@@ -251,6 +251,11 @@ impl Layout {
         })
     }
 
+    /// The file's length prefix and header, without its data: what a header check reads.
+    pub(crate) fn head(&self) -> &[u8] {
+        &self.head
+    }
+
     /// The size of the whole file.
     pub(crate) fn file_len(&self) -> usize {
         self.head.len().saturating_add(self.data_len)
