@@ -627,6 +627,15 @@ impl Loader {
                 }
             }
             if !changed {
+                // What no kind made the value read keeps the collection's kind, so that the
+                // load's report names the variables as they were given.
+                for key in &report.unexpected {
+                    if let Some((path, _)) = key.rsplit_once("::")
+                        && let (Some(var), Some(given)) = (retyped.get_mut(path), vars.get(path))
+                    {
+                        var.kind = given.kind.clone();
+                    }
+                }
                 break;
             }
         }
