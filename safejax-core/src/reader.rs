@@ -1,5 +1,7 @@
 //! The source of named tensor views that values are read from, and the report it keeps.
 
+use std::cell::{Cell, OnceCell};
+use std::cmp::Ordering;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -84,11 +86,16 @@ pub struct Reader<'d> {
     /// Every key, and for Flax and Haiku its part after the first `.`, sorted: what
     /// [`Reader::any_under`], list and map reads search.
     names: Vec<Name>,
-    /// The whole keys by a keyed hash of their part and text, for exact lookups.
-    index: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    /// The whole keys by a keyed hash of their part and text, for exact lookups that
+    /// [`Reader::find_near`] misses; built at the first such lookup.
+    index: OnceCell<Index>,
     hasher: RandomState,
-    /// Whether two keys share a hash, which the index then holds one of.
-    collisions: bool,
+    /// Where in `names` the last key found by [`Reader::find_near`] or the index lies, plus
+    /// one: a value read field after field, or a list element after element, asks for keys
+    /// that mostly follow each other in sorted order.
+    finger: Cell<usize>,
+    /// How many lookups [`Reader::find_near`] missed before the index was built.
+    searches: Cell<usize>,
     /// Keys asked for in collections that no file holds, with the collection.
     uncovered: Vec<(String, String)>,
     report: LoadReport,
@@ -113,24 +120,15 @@ impl<'d> Reader<'d> {
             .collect();
         let counts: Vec<usize> = parts.iter().map(|p| p.parsed.len()).collect();
         let names = sorted_names(&counts, |part, entry| parts[part].parsed.name(entry), style);
-        let hasher = RandomState::new();
-        let mut index = HashMap::default();
-        index.reserve(parts.iter().map(|p| p.parsed.len()).sum());
-        let mut collisions = false;
-        for (part, file) in parts.iter().enumerate() {
-            for entry in 0..file.parsed.len() {
-                let hash = hasher.hash_one((part, file.parsed.name(entry)));
-                collisions |= index.insert(hash, entry as u32).is_some();
-            }
-        }
         Reader {
             style,
             policy,
             parts,
             names,
-            index,
-            hasher,
-            collisions,
+            index: OnceCell::new(),
+            hasher: RandomState::new(),
+            finger: Cell::new(0),
+            searches: Cell::new(0),
             uncovered: Vec::new(),
             report: LoadReport::default(),
             scratch: String::new(),
@@ -147,20 +145,64 @@ impl<'d> Reader<'d> {
 
     /// The entry of `part` whose whole key is `key`.
     fn find(&self, part: usize, key: &str) -> Option<usize> {
-        let hash = self.hasher.hash_one((part, key));
-        if let Some(&entry) = self.index.get(&hash)
-            && self.parts[part].parsed.name(entry as usize) == key
-        {
-            return Some(entry as usize);
+        if let Some(entry) = self.find_near(part, key) {
+            return Some(entry);
         }
-        if !self.collisions {
+        // A few lookups out of order (a list's first elements, whose neighbours in sorted
+        // order are the later ones: `layers_1`, `layers_10`, `layers_100`) are binary
+        // searches; the index is built once they are many.
+        if self.index.get().is_none() && self.searches.get() < self.names.len() / 32 + 16 {
+            self.searches.set(self.searches.get() + 1);
+            let start = self.seek(key);
+            let found = self.names[start..]
+                .iter()
+                .take_while(|n| text(&self.parts, **n) == key)
+                .position(|n| n.part as usize == part && n.start == 0)?;
+            self.finger.set(start + found + 1);
+            return Some(self.names[start + found].entry as usize);
+        }
+        let index = self
+            .index
+            .get_or_init(|| Index::new(&self.names, &self.parts, &self.hasher));
+        let hash = self.hasher.hash_one((part, key));
+        if let Some(&at) = index.map.get(&hash) {
+            let name = self.names[at as usize];
+            if name.part as usize == part && text(&self.parts, name) == key {
+                self.finger.set(at as usize + 1);
+                return Some(name.entry as usize);
+            }
+        }
+        if !index.collisions {
             return None;
         }
-        self.names[self.seek(key)..]
+        let start = self.seek(key);
+        self.names[start..]
             .iter()
             .take_while(|n| text(&self.parts, **n) == key)
             .find(|n| n.part as usize == part && n.start == 0)
             .map(|n| n.entry as usize)
+    }
+
+    /// [`Reader::find`] among the few names after the last one found, in order: reading the
+    /// header's names where they lie instead of a hash table's slot anywhere in memory.
+    fn find_near(&self, part: usize, key: &str) -> Option<usize> {
+        /// How many names are compared before the index is asked.
+        const NEAR: usize = 24;
+        let start = self.finger.get();
+        let end = start.saturating_add(NEAR).min(self.names.len());
+        for at in start..end {
+            let name = self.names[at];
+            match text(&self.parts, name).cmp(key) {
+                Ordering::Less => {}
+                Ordering::Equal if name.part as usize == part && name.start == 0 => {
+                    self.finger.set(at + 1);
+                    return Some(name.entry as usize);
+                }
+                Ordering::Equal => {}
+                Ordering::Greater => return None,
+            }
+        }
+        None
     }
 
     /// The style keys are rendered in.
@@ -798,6 +840,29 @@ impl Hasher for Prehashed {
 
     fn write_u64(&mut self, hash: u64) {
         self.0 = hash;
+    }
+}
+
+/// The whole keys of a reader's files by a keyed hash of their part and text: each the place
+/// of its name in the reader's sorted names.
+struct Index {
+    map: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    /// Whether two keys share a hash, which the map then holds one of.
+    collisions: bool,
+}
+
+impl Index {
+    fn new(names: &[Name], parts: &[Part<'_>], hasher: &RandomState) -> Self {
+        let mut map = HashMap::default();
+        map.reserve(parts.iter().map(|p| p.parsed.len()).sum());
+        let mut collisions = false;
+        for (at, name) in names.iter().enumerate() {
+            if name.start == 0 {
+                let hash = hasher.hash_one((name.part as usize, text(parts, *name)));
+                collisions |= map.insert(hash, at as u32).is_some();
+            }
+        }
+        Index { map, collisions }
     }
 }
 

@@ -626,11 +626,13 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
             unknown: Vec::new(),
             metadata: None,
         };
-        // Names are found again by a hash of each: no second copy of every name. A hash shared
-        // by two different names (as good as never, the hasher being keyed at random) falls
-        // back to comparing with every entry.
+        // While the names come in increasing order, as writers write them, none can repeat an
+        // earlier one. From the first name out of order on, names are found again by a hash
+        // of each: no second copy of every name. A hash shared by two different names (as good
+        // as never, the hasher being keyed at random) falls back to comparing with every entry.
         let hasher = RandomState::new();
         let mut seen: HashMap<u64, usize> = HashMap::new();
+        let mut in_order = true;
         while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
             if name == METADATA_KEY {
                 if header.metadata.is_some() {
@@ -640,16 +642,29 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
                 continue;
             }
             let index = header.entries.len();
-            let duplicate = match seen.entry(hasher.hash_one(&*name)) {
-                Slot::Occupied(first) => {
-                    header.entries[*first.get()].name == name
-                        || header.entries.iter().any(|entry| entry.name == name)
+            if in_order {
+                match header.entries.last() {
+                    Some(last) if *last.name >= *name => {
+                        in_order = false;
+                        seen.reserve(header.entries.len());
+                        for (i, entry) in header.entries.iter().enumerate() {
+                            seen.insert(hasher.hash_one(&*entry.name), i);
+                        }
+                    }
+                    _ => {}
                 }
-                Slot::Vacant(slot) => {
-                    slot.insert(index);
-                    false
-                }
-            };
+            }
+            let duplicate = !in_order
+                && match seen.entry(hasher.hash_one(&*name)) {
+                    Slot::Occupied(first) => {
+                        header.entries[*first.get()].name == name
+                            || header.entries.iter().any(|entry| entry.name == name)
+                    }
+                    Slot::Vacant(slot) => {
+                        slot.insert(index);
+                        false
+                    }
+                };
             if duplicate {
                 return Err(de::Error::custom(format!("duplicate entry `{name}`")));
             }
@@ -953,6 +968,48 @@ fn check_entries<'h>(
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// A file of one-byte `U8` tensors named `names`, in that order in the header.
+    fn file_of(names: &[&str]) -> Vec<u8> {
+        let entries: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                format!(
+                    r#""{name}":{{"dtype":"U8","shape":[1],"data_offsets":[{i},{}]}}"#,
+                    i + 1
+                )
+            })
+            .collect();
+        let mut header = format!("{{{}}}", entries.join(",")).into_bytes();
+        header.resize(header.len().next_multiple_of(8), b' ');
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&header);
+        bytes.extend(std::iter::repeat_n(0u8, names.len()));
+        bytes
+    }
+
+    /// Names in order skip the hash; a repeat is found wherever the order breaks.
+    #[test]
+    fn a_name_twice_is_found_in_order_or_not() {
+        assert!(crate::format::parse(&file_of(&["a", "b", "c"])).is_ok());
+        assert!(crate::format::parse(&file_of(&["c", "a", "b"])).is_ok());
+        for names in [
+            &["a", "a"][..],
+            &["a", "b", "c", "b"],
+            &["a", "b", "c", "a"],
+            &["b", "a", "c", "a"],
+            &["a", "c", "b", "c"],
+        ] {
+            let err = crate::format::parse(&file_of(names))
+                .map(|_| ())
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("duplicate entry"),
+                "{names:?}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn reads_into_uninitialized_memory_whole_or_not_at_all() {
