@@ -1,62 +1,20 @@
 //! The `safejax` binary run on the Python-made fixtures and on files made here: `inspect`,
 //! `check`, `diff` and `convert`, their output and their exit codes.
 
+mod common;
+
+use common::*;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use safejax_core::format::parse;
-use safejax_core::{Dtype, Leaf, Metadata, Saver, Tensor};
+use safejax_core::{Dtype, Metadata, Tensor};
 use serde_json::Value;
-
-/// What a run of the binary gave.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn safejax<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_safejax"))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run safejax: {e}"));
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name)
-}
-
-fn temp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn f32s(values: &[f32]) -> Tensor {
-    let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
-    Tensor::new(Dtype::F32, vec![values.len()], bytes).unwrap_or_else(|e| panic!("{e}"))
-}
 
 fn i32s(values: &[i32]) -> Tensor {
     let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
     Tensor::new(Dtype::I32, vec![values.len()], bytes).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Saves named tensors (and metadata) at `path`.
-fn save(path: &Path, tensors: &[(&str, &Tensor)], metadata: Metadata) {
-    let named: Vec<(String, &dyn Leaf)> = tensors
-        .iter()
-        .map(|(name, tensor)| (name.to_string(), *tensor as &dyn Leaf))
-        .collect();
-    Saver::new()
-        .metadata(metadata)
-        .save_tensors(&named, path)
-        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A file whose JSON header is `header` (padded to 8 bytes), followed by `data`.

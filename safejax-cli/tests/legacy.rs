@@ -2,37 +2,18 @@
 //! `tests/fixtures/legacy/manifest.json` converts byte for byte to the file Python safejax
 //! wrote for the same parameters, or is refused as the manifest says.
 
+mod common;
+
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use safejax_core::format;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn safejax<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_safejax"))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run safejax: {e}"));
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 fn legacy(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures/legacy")
         .join(name)
-}
-
-fn temp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The manifest's entries: file name, and its expected safetensors file or the global it must

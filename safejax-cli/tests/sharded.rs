@@ -1,44 +1,13 @@
 //! The commands on sharded checkpoints (an index and its shards, in the Hugging Face
 //! convention).
 
+mod common;
+
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use safejax_core::{Dtype, Leaf, Metadata, Saver, Tensor};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn safejax<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_safejax"))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run safejax: {e}"));
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn f32s(values: &[f32]) -> Tensor {
-    let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
-    Tensor::new(Dtype::F32, vec![values.len()], bytes).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn save(path: &Path, tensors: &[(&str, &Tensor)]) {
-    let named: Vec<(String, &dyn Leaf)> = tensors
-        .iter()
-        .map(|(name, tensor)| (name.to_string(), *tensor as &dyn Leaf))
-        .collect();
-    Saver::new()
-        .metadata(Metadata::new())
-        .save_tensors(&named, path)
-        .unwrap_or_else(|e| panic!("{e}"));
-}
+use safejax_core::Metadata;
 
 /// A checkpoint of `a`, `b` (first shard) and `c` (second shard) in `dir`, with its index, and
 /// the same tensors in one file; `weight_map` overrides the index's map when given.
@@ -55,20 +24,16 @@ fn sharded_of_size(
     let (a, b, c) = (f32s(&[1.0, 2.0]), f32s(&[3.0]), f32s(&[4.0, 5.0, 6.0]));
     let first = "model-00001-of-00002.safetensors";
     let second = "model-00002-of-00002.safetensors";
-    save(&dir.join(first), &[("a", &a), ("b", &b)]);
-    save(&dir.join(second), &[("c", &c)]);
+    save(&dir.join(first), &[("a", &a), ("b", &b)], Metadata::new());
+    save(&dir.join(second), &[("c", &c)], Metadata::new());
     let map =
         weight_map.unwrap_or_else(|| serde_json::json!({"a": first, "b": first, "c": second}));
     let index = serde_json::json!({"metadata": {"total_size": total_size}, "weight_map": map});
     let index_path = dir.join("model.safetensors.index.json");
     std::fs::write(&index_path, index.to_string()).unwrap_or_else(|e| panic!("{e}"));
     let single = dir.join("single.safetensors");
-    save(&single, &[("a", &a), ("b", &b), ("c", &c)]);
+    save(&single, &[("a", &a), ("b", &b), ("c", &c)], Metadata::new());
     (index_path, single)
-}
-
-fn temp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
