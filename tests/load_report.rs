@@ -531,3 +531,45 @@ fn a_whole_file_mismatch_gets_one_hint_at_the_level_of_prefix_or_style() {
         "{text}"
     );
 }
+
+/// A list whose elements are declared with other field names than the file's reads no element;
+/// the report says what the first element would need, not only which keys went unread.
+#[test]
+fn a_list_whose_elements_read_nothing_says_what_an_element_needs() {
+    #[derive(SafeParams)]
+    struct Written {
+        w: Array1<f32>,
+    }
+    #[derive(SafeParams)]
+    #[safejax(style = "flax", collection = "params")]
+    struct File {
+        layers: Vec<Written>,
+    }
+    #[derive(SafeParams, Debug)]
+    struct Declared {
+        kernel: Array1<f32>,
+        bias: Array1<f32>,
+    }
+    #[derive(SafeParams, Debug)]
+    #[safejax(style = "flax", collection = "params")]
+    struct Model {
+        layers: Vec<Declared>,
+    }
+    let written = |_| Written { w: Array1::ones(2) };
+    let bytes = File {
+        layers: (0..2).map(written).collect(),
+    }
+    .to_bytes()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let report = report(Model::from_bytes(&bytes).map(|_| ()).unwrap_err());
+    assert_eq!(
+        report.unexpected,
+        ["params.layers_0.w", "params.layers_1.w"]
+    );
+    assert_eq!(
+        report.hints,
+        [
+            "the list at `params.layers` stops before its element 0: the file has keys under `params.layers_0`, but the element reads none of them; it needs `params.layers_0.kernel`, `params.layers_0.bias`"
+        ]
+    );
+}

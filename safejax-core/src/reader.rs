@@ -414,11 +414,59 @@ impl<'d> Reader<'d> {
             path.pop();
             match item {
                 Presence::Present(item) => items.push(item),
-                Presence::Absent => break,
+                Presence::Absent => {
+                    self.explain_unread_element(path, i, &mut read);
+                    break;
+                }
                 Presence::Failed => failed = true,
             }
         }
         (!failed).then_some(items)
+    }
+
+    /// Explains why element `i` of the list at `path`, which keys lie under, read none of
+    /// them (an element type that names its fields otherwise): a hint with what it needs, as a
+    /// read that keeps its missing keys finds them.
+    fn explain_unread_element<T>(
+        &mut self,
+        path: &mut KeyPath,
+        i: usize,
+        read: &mut impl FnMut(&mut KeyPath, &mut Self) -> Option<T>,
+    ) {
+        if self.probing > 0 {
+            return;
+        }
+        let lengths = self.report.lengths();
+        let uncovered = self.uncovered.len();
+        path.push_index(i);
+        let element = self.key(path);
+        let _ = read(path, self);
+        path.pop();
+        self.uncovered.truncate(uncovered);
+        let needed: Vec<String> = self.report.missing[lengths[0]..]
+            .iter()
+            .take(3)
+            .map(|key| format!("`{key}`"))
+            .collect();
+        let more = self.report.missing.len() - lengths[0] - needed.len();
+        self.report.truncate(lengths);
+        if needed.is_empty() {
+            return;
+        }
+        let list = match path.last() {
+            Some(_) => self.key(path),
+            None => String::new(),
+        };
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        self.report.hints.push(format!(
+            "the list at `{list}` stops before its element {i}: the file has keys under \
+             `{element}`, but the element reads none of them; it needs {}{more}",
+            needed.join(", ")
+        ));
     }
 
     /// The indices `i`, sorted, for which some key lies under the element `i` of the list at
