@@ -155,3 +155,89 @@ impl Fetched {
         format::FileHeader::parse(&self.head[LEN_BYTES..], data_len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array1, array};
+
+    use super::*;
+    use crate::{Loader, Part, SafeParams};
+
+    fn file() -> Vec<u8> {
+        let weights = vec![
+            array![1.0f32, 2.0],
+            array![3.0f32],
+            array![4.0f32, 5.0, 6.0],
+        ];
+        weights.to_bytes().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The file's header, as a `Fetched` with no data yet.
+    fn header_of(file: &[u8]) -> Fetched {
+        let len = file[..LEN_BYTES]
+            .iter()
+            .rev()
+            .fold(0, |n, b| n << 8 | usize::from(*b));
+        let head = file[..LEN_BYTES + len].to_vec();
+        Fetched::new("s3://bucket/model", head, file.len() as u64).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn tensors_are_read_from_the_ranges_that_hold_them() {
+        let file = file();
+        let mut fetched = header_of(&file);
+        let tensors = fetched.tensors();
+        assert_eq!(tensors.len(), 3);
+        // One range holding the first two tensors, one for the third, given out of order.
+        let (first, third) = (tensors[0].1.start, tensors[2].1.clone());
+        fetched.insert(third.start, file[third.start as usize..].to_vec());
+        fetched.insert(first, file[first as usize..third.start as usize].to_vec());
+        let loaded = Loader::new()
+            .read::<Vec<Array1<f32>>>(&[Part::fetched(&fetched)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.value[2], array![4.0f32, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn a_tensor_not_fetched_is_an_error_naming_its_bytes_never_zeroes() {
+        let file = file();
+        let mut fetched = header_of(&file);
+        let tensors = fetched.tensors();
+        let missing = tensors[1].1.clone();
+        for (_, bytes) in tensors.iter().filter(|(name, _)| name != "1") {
+            let range = bytes.start as usize..bytes.end as usize;
+            fetched.insert(bytes.start, file[range].to_vec());
+        }
+        let err = Loader::new()
+            .read::<Vec<Array1<f32>>>(&[Part::fetched(&fetched)])
+            .unwrap_err();
+        let expected = format!(
+            "bytes {}..{} were not fetched: the load read a tensor it did not plan to",
+            missing.start, missing.end
+        );
+        assert!(err.to_string().contains(&expected), "{err}");
+        assert!(err.to_string().contains("s3://bucket/model"), "{err}");
+        let mut value = vec![
+            array![0.0f32, 0.0],
+            array![9.0f32],
+            array![0.0f32, 0.0, 0.0],
+        ];
+        let before = value.clone();
+        let part = [Part::fetched(&fetched)];
+        assert!(Loader::new().read_into(&mut value, &part).is_err());
+        assert_eq!(value, before, "nothing assigned");
+    }
+
+    #[test]
+    fn a_header_longer_than_the_file_or_cut_is_refused() {
+        let file = file();
+        let whole = header_of(&file);
+        let head = whole.head().to_vec();
+        let err = Fetched::new("u", head.clone(), head.len() as u64 - 1).unwrap_err();
+        assert!(err.to_string().contains("(in `u`)"), "{err}");
+        let err = Fetched::new("u", head[..head.len() - 1].to_vec(), file.len() as u64);
+        assert!(err.is_err());
+        let err = Fetched::new("u", head[..4].to_vec(), file.len() as u64);
+        assert!(err.is_err());
+    }
+}

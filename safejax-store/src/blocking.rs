@@ -16,28 +16,33 @@
 
 use safejax_core::{Loader, SafeParams, Saver};
 
-use crate::{Fetch, Remote, Result, Stats};
+use crate::{Error, Fetch, Remote, Result, Stats};
 
 /// Loads a value from a URL ([`Remote::parse`]) with a strict [`Loader`].
 pub fn load<T: SafeParams>(url: &str) -> Result<Fetch<T>> {
     let remote = Remote::parse(url)?;
-    block_on(remote.load(&Loader::new()))
+    block_on(remote.load(&Loader::new()))?
 }
 
 /// Saves a value to a URL ([`Remote::parse`]) with a default [`Saver`].
 pub fn save<T: SafeParams + Sync>(url: &str, value: &T) -> Result<Stats> {
     let remote = Remote::parse(url)?;
-    block_on(remote.save(&Saver::new(), value))
+    block_on(remote.save(&Saver::new(), value))?
 }
 
-/// Runs `future` to its end on a runtime of its own.
-pub fn block_on<F: Future>(future: F) -> F::Output {
+/// Runs `future` to its end on a multi-threaded runtime of its own; an error if none can be
+/// started.
+///
+/// ```
+/// let size = safejax_store::blocking::block_on(async { 1 + 1 })?;
+/// assert_eq!(size, 2);
+/// # Ok::<(), safejax_store::Error>(())
+/// ```
+pub fn block_on<F: Future>(future: F) -> Result<F::Output> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build();
-    match runtime {
-        Ok(runtime) => runtime.block_on(future),
-        Err(e) => std::panic::panic_any(format!("cannot start an async runtime: {e}")),
-    }
+        .build()
+        .map_err(|e| Error::Runtime(format!("cannot start an async runtime: {e}")))?;
+    Ok(runtime.block_on(future))
 }

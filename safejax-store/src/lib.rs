@@ -85,6 +85,10 @@ pub enum Error {
         #[source]
         source: Box<object_store::Error>,
     },
+    /// No async runtime to run on: [`blocking`] could not start one, or a save was called on a
+    /// single-threaded runtime (it needs a multi-threaded one).
+    #[error("{0}")]
+    Runtime(String),
     /// The file or the value: a bad header, a value that does not load, a failed save.
     #[error(transparent)]
     Safejax(#[from] safejax_core::Error),
@@ -260,7 +264,19 @@ impl Remote {
 
     /// Saves a value as one object, streamed through a multipart upload: at most a few parts
     /// in memory, the object visible only once complete, the upload aborted if the save fails.
+    ///
+    /// The value is written on a thread of its own while this task uploads, so a save runs on
+    /// a multi-threaded tokio runtime (the default of `#[tokio::main]`); on a single-threaded
+    /// one it is an [`Error::Runtime`].
     pub async fn save<T: SafeParams + Sync>(&self, saver: &Saver, value: &T) -> Result<Stats> {
+        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+        if flavor.ok() != Some(tokio::runtime::RuntimeFlavor::MultiThread) {
+            let reason = format!(
+                "cannot write `{}`: a save needs a multi-threaded tokio runtime",
+                self.url
+            );
+            return Err(Error::Runtime(reason));
+        }
         let upload = self.store.put_multipart(&self.path).await;
         let upload = upload.map_err(|e| self.store_error("write", e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
