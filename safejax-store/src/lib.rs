@@ -2,7 +2,7 @@
 //! files and memory, through any [`object_store::ObjectStore`].
 //!
 //! A load fetches the 8-byte header length, then the header (bounded by
-//! [`MAX_HEADER_LEN`](safejax_core::format::MAX_HEADER_LEN)), decides from the header alone which
+//! [`MAX_HEADER_LEN`]), decides from the header alone which
 //! tensors the value reads (the same check [`Loader::check_parts`] makes), then fetches only
 //! their byte ranges, adjacent ranges merged, a bounded number of requests in flight, and hands
 //! them to the [`Loader`] as a [`Fetched`] file: strictness, leniencies, collection selection and
@@ -42,6 +42,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 use safejax_core::fetched::Fetched;
 use safejax_core::format::MAX_HEADER_LEN;
+use safejax_core::shard::Index;
 use safejax_core::{Loaded, Loader, Part, PartSpec, SafeParams, Saver};
 
 pub mod blocking;
@@ -218,7 +219,11 @@ impl Remote {
         Ok(meta.map_err(|e| self.store_error("read", e))?.size)
     }
 
-    /// Loads a value, fetching the header and the tensors the value reads.
+    /// Loads a value, fetching the header and the tensors the value reads. An object whose
+    /// name ends with `.json` is the index of a sharded checkpoint
+    /// ([`shard::is_index`](safejax_core::shard::is_index)): its shards, beside it, are
+    /// checked against it from their headers, then read as the parts of one load, as
+    /// [`Loader::load`] reads a local index.
     pub async fn load<T: SafeParams>(&self, loader: &Loader) -> Result<Fetch<T>> {
         self.read(loader, &PartSpec::whole()).await
     }
@@ -226,11 +231,15 @@ impl Remote {
     /// Loads a value from an object holding only the collections `spec` names (as
     /// [`Part::collections`] and [`Part::without_collection`] say for a local file).
     pub async fn read<T: SafeParams>(&self, loader: &Loader, spec: &PartSpec) -> Result<Fetch<T>> {
-        let (mut fetched, mut stats) = self.fetch_header().await?;
-        let plan = loader.check_parts::<T>(&[part(&fetched, spec)])?;
-        self.fetch_tensors(&mut fetched, &plan.ignored, &mut stats)
-            .await?;
-        let loaded = loader.read::<T>(&[part(&fetched, spec)])?;
+        let (mut files, warnings, mut stats) = self.fetch_heads().await?;
+        let plan = loader.check_parts::<T>(&parts(&files, spec))?;
+        for (remote, fetched) in &mut files {
+            remote
+                .fetch_tensors(fetched, &plan.ignored, &mut stats)
+                .await?;
+        }
+        let loaded = loader.read::<T>(&parts(&files, spec))?;
+        let loaded = Loaded { warnings, ..loaded };
         Ok(Fetch { loaded, stats })
     }
 
@@ -241,25 +250,76 @@ impl Remote {
         loader: &Loader,
         value: &mut T,
     ) -> Result<Fetch<()>> {
-        let (mut fetched, mut stats) = self.fetch_header().await?;
+        let (mut files, warnings, mut stats) = self.fetch_heads().await?;
+        let whole = PartSpec::whole();
         // An in-place load reads what the value holds, which its type alone may not say: when
         // the type's check fails, every tensor is fetched and the load gives the report.
         let ignored = loader
-            .check_parts::<T>(&[part(&fetched, &PartSpec::whole())])
+            .check_parts::<T>(&parts(&files, &whole))
             .map(|plan| plan.ignored)
             .unwrap_or_default();
-        self.fetch_tensors(&mut fetched, &ignored, &mut stats)
-            .await?;
-        let loaded = loader.read_into(value, &[Part::fetched(&fetched)])?;
+        for (remote, fetched) in &mut files {
+            remote.fetch_tensors(fetched, &ignored, &mut stats).await?;
+        }
+        let loaded = loader.read_into(value, &parts(&files, &whole))?;
+        let loaded = Loaded { warnings, ..loaded };
         Ok(Fetch { loaded, stats })
     }
 
-    /// Checks that a `T` would load from the object, fetching only its header
-    /// ([`Loader::check`]).
+    /// Checks that a `T` would load from the object, fetching only its header (the headers of
+    /// its shards, for an index) ([`Loader::check`]).
     pub async fn check<T: SafeParams>(&self, loader: &Loader) -> Result<Fetch<()>> {
-        let (fetched, stats) = self.fetch_header().await?;
-        let loaded = loader.check_parts::<T>(&[Part::fetched(&fetched)])?;
+        let (files, warnings, stats) = self.fetch_heads().await?;
+        let loaded = loader.check_parts::<T>(&parts(&files, &PartSpec::whole()))?;
+        let loaded = Loaded { warnings, ..loaded };
         Ok(Fetch { loaded, stats })
+    }
+
+    /// The files of a load and their headers: this object, or the shards of the index it is,
+    /// checked against it; with the index's warnings.
+    async fn fetch_heads(&self) -> Result<(Vec<(Remote, Fetched)>, Vec<String>, Stats)> {
+        if !safejax_core::shard::is_index(std::path::Path::new(self.path.as_ref())) {
+            let (fetched, stats) = self.fetch_header().await?;
+            return Ok((vec![(self.clone(), fetched)], Vec::new(), stats));
+        }
+        let got = self.store.get(&self.path).await;
+        let got = got.map_err(|e| self.store_error("read", e))?;
+        let bytes = got.bytes().await.map_err(|e| self.store_error("read", e))?;
+        let mut stats = Stats {
+            requests: 1,
+            bytes: bytes.len() as u64,
+        };
+        let index = Index::from_slice(&bytes).map_err(|e| match e {
+            safejax_core::Error::Index { reason, .. } => safejax_core::Error::Index {
+                path: self.url.clone().into(),
+                reason,
+            },
+            other => other,
+        })?;
+        let mut files = Vec::new();
+        for name in index.shards() {
+            let shard = self.sibling(name);
+            let (fetched, shard_stats) = shard.fetch_header().await?;
+            stats.requests += shard_stats.requests;
+            stats.bytes += shard_stats.bytes;
+            files.push((shard, fetched));
+        }
+        let heads: Vec<&[u8]> = files.iter().map(|(_, fetched)| fetched.head()).collect();
+        let warnings = index.check_heads(&self.url, &heads)?;
+        Ok((files, warnings, stats))
+    }
+
+    /// The object `name` beside this one.
+    fn sibling(&self, name: &str) -> Remote {
+        let beside = |full: &str| match full.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/{name}"),
+            None => name.to_owned(),
+        };
+        Remote {
+            path: Path::from(beside(self.path.as_ref())),
+            url: beside(&self.url),
+            ..self.clone()
+        }
     }
 
     /// Saves a value as one object, streamed through a multipart upload: at most a few parts
@@ -424,6 +484,14 @@ impl Remote {
             source: Box::new(source),
         }
     }
+}
+
+/// The parts of a load: the fetched files, each holding what `spec` says.
+fn parts<'a>(files: &'a [(Remote, Fetched)], spec: &PartSpec) -> Vec<Part<'a>> {
+    files
+        .iter()
+        .map(|(_, fetched)| part(fetched, spec))
+        .collect()
 }
 
 /// The part of a load: the fetched file, holding what `spec` says.

@@ -162,3 +162,44 @@ async fn a_partial_load_over_http_costs_the_header_and_the_tensors_it_reads() {
         "{err}"
     );
 }
+
+/// A 32 MiB file of eight 4 MiB tensors, loaded whole and one tensor of it; prints both
+/// (`cargo test -p safejax-store --test http -- --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_load_against_a_whole_one() {
+    let Some(binary) = nginx_binary() else {
+        eprintln!("SKIPPED: no nginx binary (apt-get install nginx-light); HTTP loads untested");
+        return;
+    };
+    let nginx = start(&binary);
+    let weights: Vec<Array1<f32>> = (0..8)
+        .map(|i| Array1::from_elem(1 << 20, i as f32))
+        .collect();
+    let bytes = Saver::new()
+        .to_bytes(&weights)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let www = nginx.dir.path().join("www/big.safetensors");
+    std::fs::write(&www, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    let remote = nginx.remote("big.safetensors");
+
+    let started = Instant::now();
+    let whole = remote
+        .load::<Vec<Array1<f32>>>(&Loader::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let whole_time = started.elapsed();
+    let started = Instant::now();
+    let partial = remote
+        .load::<[Array1<f32>; 1]>(&Loader::new().allow_unexpected())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let partial_time = started.elapsed();
+    assert_eq!(partial.loaded.value[0], weights[0]);
+    eprintln!(
+        "whole load: {} bytes in {} requests, {whole_time:?}; one tensor of eight: {} bytes in {} \
+         requests, {partial_time:?}",
+        whole.stats.bytes, whole.stats.requests, partial.stats.bytes, partial.stats.requests
+    );
+    assert!(partial.stats.bytes * 7 < whole.stats.bytes);
+    assert_eq!(nginx.sent().0, whole.stats.bytes + partial.stats.bytes);
+}

@@ -248,3 +248,60 @@ fn server_store(server: &Server) -> object_store::aws::AmazonS3 {
         .build()
         .unwrap_or_else(|e| panic!("{e}"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_checkpoint_loads_from_its_index() {
+    let server = start().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let index = dir.path().join("model.safetensors.index.json");
+    let value = weights();
+    Saver::new()
+        .max_shard_size(100_000)
+        .save(&value, &index)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = server_store(&server);
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.unwrap_or_else(|| panic!("a file name"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        store
+            .put(&Path::from(format!("run/{name}")), bytes.into())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        names.push(name);
+    }
+    assert_eq!(names.len(), 4, "an index and three shards: {names:?}");
+    let remote = server.remote(KEY, SECRET, "run/model.safetensors.index.json");
+    let fetched = remote
+        .load::<Vec<Array1<f32>>>(&Loader::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fetched.loaded.value, value);
+    assert!(fetched.loaded.warnings.is_empty());
+    let total: u64 = names
+        .iter()
+        .map(|n| std::fs::metadata(dir.path().join(n)).map_or(0, |m| m.len()))
+        .sum();
+    assert_eq!(
+        fetched.stats.bytes, total,
+        "the index and every shard, once"
+    );
+
+    // One shard gone: the load names the index and the missing shard's URL.
+    store
+        .delete(&Path::from("run/model-00002-of-00003.safetensors"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = remote
+        .load::<Vec<Array1<f32>>>(&Loader::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("run/model-00002-of-00003.safetensors`: not found"),
+        "{err}"
+    );
+    server.task.abort();
+}
