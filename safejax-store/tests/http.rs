@@ -69,6 +69,8 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {d}/www;
+        # A server that ignores ranges, sending whole files.
+        location /whole/ {{ max_ranges 0; }}
     }}
 }}
 "
@@ -202,4 +204,34 @@ async fn a_partial_load_against_a_whole_one() {
     );
     assert!(partial.stats.bytes * 7 < whole.stats.bytes);
     assert_eq!(nginx.sent().0, whole.stats.bytes + partial.stats.bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_ignoring_ranges_is_an_error_naming_the_url() {
+    let Some(binary) = nginx_binary() else {
+        eprintln!("SKIPPED: no nginx binary (apt-get install nginx-light); HTTP loads untested");
+        return;
+    };
+    let nginx = start(&binary);
+    let weights: Vec<Array1<f32>> = (0..2).map(|i| Array1::from_elem(1000, i as f32)).collect();
+    let bytes = Saver::new()
+        .to_bytes(&weights)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let www = nginx.dir.path().join("www/whole");
+    std::fs::create_dir(&www).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(www.join("model.safetensors"), &bytes).unwrap_or_else(|e| panic!("{e}"));
+    let remote = nginx.remote("whole/model.safetensors");
+    let err = remote
+        .load::<Vec<Array1<f32>>>(&Loader::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot read `{}`", remote.url())),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("Range request not supported"),
+        "{err}"
+    );
 }
