@@ -328,7 +328,33 @@ impl Remote {
     /// The value is written on a thread of its own while this task uploads, so a save runs on
     /// a multi-threaded tokio runtime (the default of `#[tokio::main]`); on a single-threaded
     /// one it is an [`Error::Runtime`].
+    ///
+    /// A save writes one file: to an object named like the index of a sharded checkpoint
+    /// (ending with `.json`) it is an error, which writes nothing.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ndarray::array;
+    /// use safejax_core::Saver;
+    /// use safejax_store::Remote;
+    ///
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// let remote = Remote::new(Arc::new(object_store::memory::InMemory::new()), "m.index.json");
+    /// let err = remote.save(&Saver::new(), &vec![array![1.0f32]]).await.unwrap_err();
+    /// assert!(err.to_string().contains("sharded"), "{err}");
+    /// # Ok::<(), safejax_store::Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn save<T: SafeParams + Sync>(&self, saver: &Saver, value: &T) -> Result<Stats> {
+        if safejax_core::shard::is_index(std::path::Path::new(self.path.as_ref())) {
+            let reason = "saves to object storage write one file; sharded saves are not \
+                          supported there (save the shards and the index locally, then upload)";
+            return Err(safejax_core::Error::Index {
+                path: self.url.clone().into(),
+                reason: reason.to_owned(),
+            }
+            .into());
+        }
         let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
         if flavor.ok() != Some(tokio::runtime::RuntimeFlavor::MultiThread) {
             let reason = format!(
