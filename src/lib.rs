@@ -60,6 +60,8 @@
 //! - [`shard`]: sharded checkpoints, several safetensors files and a Hugging Face index
 //!   (`model.safetensors.index.json`); every file load and save takes the index's path, and
 //!   [`Saver::max_shard_size`] sets the shards' size.
+//! - `store` (feature `object-store`): loading and saving through object storage (`s3://`,
+//!   `gs://`, `az://`, `https://`), fetching only the header and the tensors a load reads.
 //! - [`Error`] and [`LoadReport`]: every problem of a load in one value.
 //! - [`schema`]: each type's key layout, known at compile time ([`SafeParams::KIND`]), listed by
 //!   [`SafeParams::schema`]; [`Loader::check`] holds a file's header to it without loading, and
@@ -98,3 +100,7 @@ pub use safejax_core::*;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub use safejax_derive::SafeParams;
+
+/// Loading and saving through object storage (feature `object-store`).
+#[cfg(feature = "object-store")]
+pub use safejax_store as store;

@@ -388,6 +388,15 @@ impl<'a> Part<'a> {
         }
     }
 
+    /// A remote file of which the header and some byte ranges were fetched: a tensor the load
+    /// reads outside those ranges fails it (see [`Fetched`](crate::fetched::Fetched)).
+    pub fn fetched(fetched: &'a crate::fetched::Fetched) -> Self {
+        Part {
+            input: Input::Fetched(fetched),
+            spec: PartSpec::whole(),
+        }
+    }
+
     /// The file holds only these collections.
     pub fn collections<I, S>(mut self, collections: I) -> Self
     where
@@ -715,6 +724,10 @@ impl Loader {
                     Ok((spec.clone(), Cow::Owned(head), Some(path)))
                 }
                 Input::Bytes(bytes) => Ok((spec.clone(), Cow::Borrowed(bytes), None)),
+                Input::Fetched(fetched) => {
+                    let name = Path::new(fetched.name());
+                    Ok((spec.clone(), Cow::Borrowed(fetched.head()), Some(name)))
+                }
             })
             .collect::<Result<Vec<_>>>()?;
         self.check_heads::<T>(&heads, |headers| expanded.check(headers))

@@ -17,6 +17,8 @@
 //! - [`SafeView`]: values that borrow their tensors (`ndarray::ArrayView`) from bytes or a
 //!   [`MappedFile`], loaded at the cost of the header;
 //! - the dynamic tree API mirroring Python safejax: [`flax`], [`haiku`], [`objax`];
+//! - [`fetched`]: a file read in pieces (its header, then the byte ranges a load reads), the
+//!   hook through which object storage loads;
 //! - [`hf`]: Hugging Face `transformers`' Flax checkpoints, typed and as trees.
 //!
 //! ```
@@ -37,6 +39,7 @@ mod atomic;
 pub mod check;
 pub mod dtype;
 pub mod error;
+pub mod fetched;
 pub mod format;
 pub mod hf;
 pub mod io;

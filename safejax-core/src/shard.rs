@@ -150,6 +150,48 @@ impl Index {
         })
     }
 
+    /// Checks this index, read from `name` (a path or a URL, for errors), against its shards'
+    /// headers, as a load of a local index checks them: `heads` holds each shard's first
+    /// 8 + N bytes (header length and header; more may follow), in the order of
+    /// [`Index::shards`]. A shard name that is not a plain file name, a key in two shards, a key
+    /// the index names that its shard lacks or one a shard holds that the index does not name
+    /// is an [`Error::Shard`]; returns the warnings (a `total_size` that does not match). What
+    /// reads shards from elsewhere than a disk (object storage) checks them with this.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use safejax_core::{SafeParams, shard::Index};
+    ///
+    /// let shard = vec![array![1.0f32]].to_bytes()?;
+    /// let index = Index::from_slice(br#"{"weight_map": {"0": "m-1.safetensors"}}"#)?;
+    /// assert!(index.check_heads("s3://b/m.index.json", &[&shard])?.is_empty());
+    /// let wrong = Index::from_slice(br#"{"weight_map": {"1": "m-1.safetensors"}}"#)?;
+    /// assert!(wrong.check_heads("s3://b/m.index.json", &[&shard]).is_err());
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
+    pub fn check_heads(&self, name: &str, heads: &[&[u8]]) -> Result<Vec<String>> {
+        let opened = Opened::of(Path::new(name), self.clone())?;
+        if heads.len() != opened.names.len() {
+            let reason = format!(
+                "it names {} shards, {} headers were given",
+                opened.names.len(),
+                heads.len()
+            );
+            return Err(Error::Index {
+                path: name.into(),
+                reason,
+            });
+        }
+        let headers = heads
+            .iter()
+            .zip(&opened.names)
+            .map(|(head, shard)| {
+                source::header_of(head).map_err(|e| source::in_file(Path::new(shard), e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(opened.check(&headers)?.1)
+    }
+
     /// The file names of the shards, each once, sorted.
     pub fn shards(&self) -> Vec<&str> {
         let names: BTreeSet<&str> = self.weight_map.values().map(String::as_str).collect();
@@ -371,7 +413,11 @@ pub(crate) struct Opened {
 
 impl Opened {
     fn open(path: &Path) -> Result<Opened> {
-        let index = Index::read(path)?;
+        Opened::of(path, Index::read(path)?)
+    }
+
+    /// `index`, read from `path`, its shard names checked.
+    fn of(path: &Path, index: Index) -> Result<Opened> {
         let dir = parent(path);
         let names: Vec<String> = index.shards().into_iter().map(str::to_owned).collect();
         let mut paths = Vec::with_capacity(names.len());

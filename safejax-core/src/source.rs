@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::fetched::Fetched;
 use crate::format::{self, FileHeader, LEN_BYTES, Parsed};
 
 /// Where a file's bytes come from.
@@ -24,6 +25,8 @@ pub enum Input<'a> {
     Path(&'a Path),
     /// Bytes already in memory.
     Bytes(&'a [u8]),
+    /// A remote file's header and the byte ranges of its data fetched for the load.
+    Fetched(&'a Fetched),
 }
 
 /// An opened input.
@@ -40,6 +43,7 @@ enum Source<'a> {
         map: memmap2::Mmap,
     },
     Bytes(&'a [u8]),
+    Fetched(&'a Fetched),
 }
 
 /// Opens every input and checks every header, hands the headers to `check` (an index checked
@@ -87,6 +91,7 @@ impl<'a> Source<'a> {
     fn open(input: Input<'a>, memory_map: bool) -> Result<Self> {
         let path = match input {
             Input::Bytes(bytes) => return Ok(Source::Bytes(bytes)),
+            Input::Fetched(fetched) => return Ok(Source::Fetched(fetched)),
             Input::Path(path) => path,
         };
         let action = if memory_map { "open" } else { "read" };
@@ -138,6 +143,12 @@ impl<'a> Source<'a> {
                 let header = FileHeader::parse(head, *data_len).map_err(|e| in_file(path, e))?;
                 return Ok((header, None));
             }
+            Source::Fetched(fetched) => {
+                let header = fetched
+                    .header()
+                    .map_err(|e| in_file(fetched.name().as_ref(), e))?;
+                return Ok((header, None));
+            }
             Source::Mapped { path, map } => (Some(*path), &map[..]),
             Source::Bytes(bytes) => (None, *bytes),
         };
@@ -162,6 +173,7 @@ impl<'a> Source<'a> {
                 },
                 None,
             ) => header.with_file(file, path, (LEN_BYTES + head.len()) as u64),
+            (Source::Fetched(fetched), None) => Ok(header.with_fetched(fetched)),
             (_, None) => Ok(header.with_data(&[])),
         }
     }

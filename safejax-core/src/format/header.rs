@@ -22,6 +22,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use super::{LEN_BYTES, MAX_HEADER_LEN, METADATA_KEY, Metadata, byte_size, parse_dtype};
 use crate::error::{Error, Result};
+use crate::fetched::Fetched;
 
 /// One tensor of a checked header.
 #[derive(Debug, Clone)]
@@ -78,6 +79,8 @@ enum Data<'d> {
     Memory(&'d [u8]),
     /// In a file: the small ones read ahead, the others read straight into their destination.
     File(FileData<'d>),
+    /// In the byte ranges fetched of a remote file; a tensor outside them is an error.
+    Fetched(&'d Fetched),
 }
 
 /// Tensors below this size are read ahead with their neighbours, one read for each run of them,
@@ -133,7 +136,13 @@ impl<'p, 'd> TensorRef<'p, 'd> {
         match &self.parsed.data {
             Data::Memory(data) => Some(&data[entry.start..entry.end]),
             Data::File(_) => None,
+            Data::Fetched(fetched) => fetched.slice(self.file_range()),
         }
+    }
+
+    /// Where the bytes are in the file.
+    fn file_range(&self) -> std::ops::Range<u64> {
+        self.offset()..self.offset() + self.byte_len() as u64
     }
 
     /// Whether the bytes are in memory already (given bytes, a memory map, or read ahead).
@@ -150,6 +159,7 @@ impl<'p, 'd> TensorRef<'p, 'd> {
                 usize::MAX => None,
                 at => Some(&file.small[at..at + self.byte_len()]),
             },
+            Data::Fetched(fetched) => fetched.slice(self.file_range()),
         }
     }
 
@@ -159,6 +169,13 @@ impl<'p, 'd> TensorRef<'p, 'd> {
         if let Data::Memory(data) = &self.parsed.data {
             let entry = &self.parsed.entries[self.index];
             return Ok(Cow::Borrowed(&data[entry.start..entry.end]));
+        }
+        if let Data::Fetched(fetched) = &self.parsed.data {
+            let at = self.file_range();
+            return match fetched.slice(at.clone()) {
+                Some(bytes) => Ok(Cow::Borrowed(bytes)),
+                None => Err(fetched.not_fetched(at)),
+            };
         }
         let len = self.byte_len();
         let mut out = Vec::with_capacity(len);
@@ -207,9 +224,10 @@ impl<'p, 'd> TensorRef<'p, 'd> {
             };
             return Ok(());
         }
-        let (Data::File(file), entry) = (&self.parsed.data, &self.parsed.entries[self.index])
-        else {
-            return Ok(());
+        let (file, entry) = match (&self.parsed.data, &self.parsed.entries[self.index]) {
+            (Data::File(file), entry) => (file, entry),
+            (Data::Fetched(fetched), _) => return Err(fetched.not_fetched(self.file_range())),
+            (Data::Memory(_), _) => return Ok(()),
         };
         let at = file.start + entry.start as u64;
         read_uninit_at(file.file, out, at).map_err(|e| read_error(file.path, at, out.len(), e))
@@ -393,6 +411,26 @@ impl<'h> FileHeader<'h> {
     /// The metadata.
     pub(crate) fn metadata(&self) -> &Metadata {
         &self.metadata
+    }
+
+    /// Where tensor `i`'s bytes are in the file.
+    pub(crate) fn byte_range(&self, i: usize) -> std::ops::Range<u64> {
+        let entry = &self.entries[i];
+        self.data_start + entry.start as u64..self.data_start + entry.end as u64
+    }
+
+    /// The header with its data in the ranges fetched of a remote file.
+    pub(crate) fn with_fetched<'d>(self, fetched: &'d Fetched) -> Parsed<'d>
+    where
+        'h: 'd,
+    {
+        Parsed {
+            entries: self.entries,
+            dims: self.dims,
+            data: Data::Fetched(fetched),
+            data_start: self.data_start,
+            metadata: self.metadata,
+        }
     }
 
     /// The header with the data it was checked for.

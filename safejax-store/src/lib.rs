@@ -1,0 +1,595 @@
+//! Loading and saving safejax checkpoints through object storage: S3, GCS, Azure, HTTP, local
+//! files and memory, through any [`object_store::ObjectStore`].
+//!
+//! A load fetches the 8-byte header length, then the header (bounded by
+//! [`MAX_HEADER_LEN`]), decides from the header alone which
+//! tensors the value reads (the same check [`Loader::check_parts`] makes), then fetches only
+//! their byte ranges, adjacent ranges merged, a bounded number of requests in flight, and hands
+//! them to the [`Loader`] as a [`Fetched`] file: strictness, leniencies, collection selection and
+//! metadata work as for local files. Every load returns the [`Stats`] of what it fetched.
+//!
+//! A save streams the file into a multipart upload in bounded memory; the object appears only
+//! when the upload completes, and a failed save aborts the upload.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ndarray::{Array1, array};
+//! use object_store::memory::InMemory;
+//! use safejax_core::{Loader, Saver};
+//! use safejax_store::Remote;
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! let remote = Remote::new(Arc::new(InMemory::new()), "ckpt/model.safetensors");
+//! let weights = vec![array![1.0f32, 2.0], array![3.0f32]];
+//! remote.save(&Saver::new(), &weights).await?;
+//! let fetched = remote.load::<Vec<Array1<f32>>>(&Loader::new()).await?;
+//! assert_eq!(fetched.loaded.value, weights);
+//! assert_eq!(fetched.stats.bytes, remote.size().await?);
+//! # Ok::<(), safejax_store::Error>(()) })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use safejax_core::fetched::Fetched;
+use safejax_core::format::MAX_HEADER_LEN;
+use safejax_core::shard::Index;
+use safejax_core::{Loaded, Loader, Part, PartSpec, SafeParams, Saver};
+
+pub mod blocking;
+
+/// Bytes of the 8-byte header length that starts every file.
+const LEN_BYTES: u64 = 8;
+
+/// What went wrong, naming the object's URL.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store refused or failed a request: the object is missing, access was denied, the
+    /// connection dropped.
+    #[error("cannot {action} `{url}`: {cause}")]
+    Store {
+        /// `read` or `write`.
+        action: &'static str,
+        /// The object.
+        url: String,
+        /// What happened, in words: `not found`, `access denied`, ...
+        cause: String,
+        /// The store's error.
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    /// The server answered a ranged request with other bytes than those asked for.
+    #[error("cannot read `{url}`: asked for bytes {}..{}, the server sent {got} bytes", asked.start, asked.end)]
+    Range {
+        /// The object.
+        url: String,
+        /// The bytes asked for.
+        asked: Range<u64>,
+        /// How many came.
+        got: u64,
+    },
+    /// A URL that names no store.
+    #[error("cannot open `{url}`: {source}")]
+    Url {
+        /// The URL given.
+        url: String,
+        /// Why it names no store.
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    /// No async runtime to run on: [`blocking`] could not start one, or a save was called on a
+    /// single-threaded runtime (it needs a multi-threaded one).
+    #[error("{0}")]
+    Runtime(String),
+    /// The file or the value: a bad header, a value that does not load, a failed save.
+    #[error(transparent)]
+    Safejax(#[from] safejax_core::Error),
+}
+
+/// The result of this crate's calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a load or save moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests made (ranged reads, or uploaded parts).
+    pub requests: u64,
+    /// Bytes fetched, or written.
+    pub bytes: u64,
+}
+
+/// A load's outcome and the bytes it fetched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetch<T> {
+    /// The value, metadata, ignored keys and warnings, as a local load returns them.
+    pub loaded: Loaded<T>,
+    /// What the load fetched.
+    pub stats: Stats,
+}
+
+/// One object in a store: where loads read and saves write.
+#[derive(Clone)]
+pub struct Remote {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    url: String,
+    concurrency: usize,
+    part_size: usize,
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote").field("url", &self.url).finish()
+    }
+}
+
+/// Requests in flight at once, unless [`Remote::concurrency`] says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// Bytes of one uploaded part, unless [`Remote::part_size`] says otherwise: S3's smallest part
+/// is 5 MiB.
+pub const DEFAULT_PART_SIZE: usize = 8 << 20;
+
+/// Ranges fetched in one request are at most this long, so that large files are read
+/// concurrently.
+const MAX_REQUEST: u64 = 16 << 20;
+
+impl Remote {
+    /// The object at `path` in `store`, for callers who build their own store.
+    pub fn new(store: Arc<dyn ObjectStore>, path: impl Into<Path>) -> Self {
+        let path = path.into();
+        let url = format!("{store}/{path}");
+        Remote {
+            store,
+            path,
+            url,
+            concurrency: DEFAULT_CONCURRENCY,
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+
+    /// The object a URL names (`s3://bucket/key`, `gs://…`, `az://…`, `https://…`,
+    /// `file:///…`, `memory:///…`), the store configured from the environment
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`,
+    /// …) as [`object_store::parse_url_opts`] reads it.
+    ///
+    /// ```
+    /// let remote = safejax_store::Remote::parse("memory:///model.safetensors")?;
+    /// assert_eq!(remote.url(), "memory:///model.safetensors");
+    /// # Ok::<(), safejax_store::Error>(())
+    /// ```
+    pub fn parse(url: &str) -> Result<Self> {
+        Remote::parse_with(url, std::env::vars())
+    }
+
+    /// [`Remote::parse`] with the store's options given (`aws_endpoint`, `aws_access_key_id`,
+    /// `aws_allow_http`, …) instead of taken from the environment.
+    pub fn parse_with<I, K, V>(url: &str, options: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        let url_error = |source| Error::Url {
+            url: url.to_owned(),
+            source: Box::new(source),
+        };
+        let parsed = url::Url::parse(url).map_err(|e| {
+            url_error(object_store::Error::Generic {
+                store: "url",
+                source: Box::new(e),
+            })
+        })?;
+        let (store, path) = object_store::parse_url_opts(&parsed, options).map_err(url_error)?;
+        Ok(Remote {
+            url: url.to_owned(),
+            ..Remote::new(Arc::from(store), path)
+        })
+    }
+
+    /// The object's URL, as errors name it.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Requests in flight at once (at least 1).
+    pub fn concurrency(mut self, requests: usize) -> Self {
+        self.concurrency = requests.max(1);
+        self
+    }
+
+    /// Bytes of each part a save uploads (at least S3's 5 MiB, for a part that is not the last).
+    pub fn part_size(mut self, bytes: usize) -> Self {
+        self.part_size = bytes.max(1);
+        self
+    }
+
+    /// The object's size in bytes.
+    pub async fn size(&self) -> Result<u64> {
+        let meta = self.store.head(&self.path).await;
+        Ok(meta.map_err(|e| self.store_error("read", e))?.size)
+    }
+
+    /// Loads a value, fetching the header and the tensors the value reads. An object whose
+    /// name ends with `.json` is the index of a sharded checkpoint
+    /// ([`shard::is_index`](safejax_core::shard::is_index)): its shards, beside it, are
+    /// checked against it from their headers, then read as the parts of one load, as
+    /// [`Loader::load`] reads a local index.
+    pub async fn load<T: SafeParams>(&self, loader: &Loader) -> Result<Fetch<T>> {
+        self.read(loader, &PartSpec::whole()).await
+    }
+
+    /// Loads a value from an object holding only the collections `spec` names (as
+    /// [`Part::collections`] and [`Part::without_collection`] say for a local file).
+    pub async fn read<T: SafeParams>(&self, loader: &Loader, spec: &PartSpec) -> Result<Fetch<T>> {
+        let (mut files, warnings, mut stats) = self.fetch_heads().await?;
+        let plan = loader.check_parts::<T>(&parts(&files, spec))?;
+        for (remote, fetched) in &mut files {
+            remote
+                .fetch_tensors(fetched, &plan.ignored, &mut stats)
+                .await?;
+        }
+        let loaded = loader.read::<T>(&parts(&files, spec))?;
+        let loaded = Loaded { warnings, ..loaded };
+        Ok(Fetch { loaded, stats })
+    }
+
+    /// Overwrites the tensors of `value` from the object, as [`Loader::load_into`] does: a
+    /// failed load changes nothing.
+    pub async fn load_into<T: SafeParams>(
+        &self,
+        loader: &Loader,
+        value: &mut T,
+    ) -> Result<Fetch<()>> {
+        let (mut files, warnings, mut stats) = self.fetch_heads().await?;
+        let whole = PartSpec::whole();
+        // An in-place load reads what the value holds, which its type alone may not say: when
+        // the type's check fails, every tensor is fetched and the load gives the report.
+        let ignored = loader
+            .check_parts::<T>(&parts(&files, &whole))
+            .map(|plan| plan.ignored)
+            .unwrap_or_default();
+        for (remote, fetched) in &mut files {
+            remote.fetch_tensors(fetched, &ignored, &mut stats).await?;
+        }
+        let loaded = loader.read_into(value, &parts(&files, &whole))?;
+        let loaded = Loaded { warnings, ..loaded };
+        Ok(Fetch { loaded, stats })
+    }
+
+    /// Checks that a `T` would load from the object, fetching only its header (the headers of
+    /// its shards, for an index) ([`Loader::check`]).
+    pub async fn check<T: SafeParams>(&self, loader: &Loader) -> Result<Fetch<()>> {
+        let (files, warnings, stats) = self.fetch_heads().await?;
+        let loaded = loader.check_parts::<T>(&parts(&files, &PartSpec::whole()))?;
+        let loaded = Loaded { warnings, ..loaded };
+        Ok(Fetch { loaded, stats })
+    }
+
+    /// The files of a load and their headers: this object, or the shards of the index it is,
+    /// checked against it; with the index's warnings.
+    async fn fetch_heads(&self) -> Result<(Vec<(Remote, Fetched)>, Vec<String>, Stats)> {
+        if !safejax_core::shard::is_index(std::path::Path::new(self.path.as_ref())) {
+            let (fetched, stats) = self.fetch_header().await?;
+            return Ok((vec![(self.clone(), fetched)], Vec::new(), stats));
+        }
+        let got = self.store.get(&self.path).await;
+        let got = got.map_err(|e| self.store_error("read", e))?;
+        let bytes = got.bytes().await.map_err(|e| self.store_error("read", e))?;
+        let mut stats = Stats {
+            requests: 1,
+            bytes: bytes.len() as u64,
+        };
+        let index = Index::from_slice(&bytes).map_err(|e| match e {
+            safejax_core::Error::Index { reason, .. } => safejax_core::Error::Index {
+                path: self.url.clone().into(),
+                reason,
+            },
+            other => other,
+        })?;
+        let mut files = Vec::new();
+        for name in index.shards() {
+            let shard = self.sibling(name);
+            let (fetched, shard_stats) = shard.fetch_header().await?;
+            stats.requests += shard_stats.requests;
+            stats.bytes += shard_stats.bytes;
+            files.push((shard, fetched));
+        }
+        let heads: Vec<&[u8]> = files.iter().map(|(_, fetched)| fetched.head()).collect();
+        let warnings = index.check_heads(&self.url, &heads)?;
+        Ok((files, warnings, stats))
+    }
+
+    /// The object `name` beside this one.
+    fn sibling(&self, name: &str) -> Remote {
+        let beside = |full: &str| match full.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/{name}"),
+            None => name.to_owned(),
+        };
+        Remote {
+            path: Path::from(beside(self.path.as_ref())),
+            url: beside(&self.url),
+            ..self.clone()
+        }
+    }
+
+    /// Saves a value as one object, streamed through a multipart upload: at most a few parts
+    /// in memory, the object visible only once complete, the upload aborted if the save fails.
+    ///
+    /// The value is written on a thread of its own while this task uploads, so a save runs on
+    /// a multi-threaded tokio runtime (the default of `#[tokio::main]`); on a single-threaded
+    /// one it is an [`Error::Runtime`].
+    ///
+    /// A save writes one file: to an object named like the index of a sharded checkpoint
+    /// (ending with `.json`) it is an error, which writes nothing.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ndarray::array;
+    /// use safejax_core::Saver;
+    /// use safejax_store::Remote;
+    ///
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// let remote = Remote::new(Arc::new(object_store::memory::InMemory::new()), "m.index.json");
+    /// let err = remote.save(&Saver::new(), &vec![array![1.0f32]]).await.unwrap_err();
+    /// assert!(err.to_string().contains("sharded"), "{err}");
+    /// # Ok::<(), safejax_store::Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn save<T: SafeParams + Sync>(&self, saver: &Saver, value: &T) -> Result<Stats> {
+        if safejax_core::shard::is_index(std::path::Path::new(self.path.as_ref())) {
+            let reason = "saves to object storage write one file; sharded saves are not \
+                          supported there (save the shards and the index locally, then upload)";
+            return Err(safejax_core::Error::Index {
+                path: self.url.clone().into(),
+                reason: reason.to_owned(),
+            }
+            .into());
+        }
+        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+        if flavor.ok() != Some(tokio::runtime::RuntimeFlavor::MultiThread) {
+            let reason = format!(
+                "cannot write `{}`: a save needs a multi-threaded tokio runtime",
+                self.url
+            );
+            return Err(Error::Runtime(reason));
+        }
+        let upload = self.store.put_multipart(&self.path).await;
+        let upload = upload.map_err(|e| self.store_error("write", e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+        let (sender, receiver) = mpsc::sync_channel::<Bytes>(2);
+        let mut stats = Stats::default();
+        let serialized = std::thread::scope(|scope| {
+            let serializer = scope.spawn(move || {
+                let mut chunks = Chunks {
+                    sender,
+                    buffer: Vec::new(),
+                    size: self.part_size,
+                };
+                saver.to_writer(value, &mut chunks)?;
+                chunks.flush_chunk();
+                Ok::<_, safejax_core::Error>(())
+            });
+            let handle = tokio::runtime::Handle::current();
+            let uploaded = tokio::task::block_in_place(|| {
+                handle.block_on(async {
+                    for chunk in receiver {
+                        writer.wait_for_capacity(self.concurrency).await?;
+                        stats.bytes += chunk.len() as u64;
+                        writer.put(chunk);
+                    }
+                    Ok::<_, object_store::Error>(())
+                })
+            });
+            let serialized = serializer
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (serialized, uploaded)
+        });
+        match serialized {
+            (Ok(()), Ok(())) => {
+                stats.requests = stats.bytes.div_ceil(self.part_size as u64).max(1);
+                writer
+                    .finish()
+                    .await
+                    .map_err(|e| self.store_error("write", e))?;
+                Ok(stats)
+            }
+            (serialized, uploaded) => {
+                // The upload's parts are discarded; the error that stopped the save is reported,
+                // the store's first: a failed upload stops the serializer too.
+                let _ = writer.abort().await;
+                uploaded.map_err(|e| self.store_error("write", e))?;
+                serialized?;
+                Ok(stats)
+            }
+        }
+    }
+
+    /// Fetches the header length, then the header; the object's size comes with the first.
+    async fn fetch_header(&self) -> Result<(Fetched, Stats)> {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(0..LEN_BYTES)),
+            ..GetOptions::default()
+        };
+        let first = self.store.get_opts(&self.path, options).await;
+        let first = first.map_err(|e| self.store_error("read", e))?;
+        let file_len = first.meta.size;
+        let first = first
+            .bytes()
+            .await
+            .map_err(|e| self.store_error("read", e))?;
+        let mut stats = Stats {
+            requests: 1,
+            bytes: first.len() as u64,
+        };
+        let asked = 0..LEN_BYTES.min(file_len);
+        self.check_range(&asked, &first)?;
+        let header_len = first
+            .get(..LEN_BYTES as usize)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes);
+        let fits = |len: u64| len <= MAX_HEADER_LEN && LEN_BYTES + len <= file_len;
+        let mut head = first.to_vec();
+        if let Some(len) = header_len.filter(|&len| fits(len)) {
+            let range = LEN_BYTES..LEN_BYTES + len;
+            let text = self.store.get_range(&self.path, range.clone()).await;
+            let text = text.map_err(|e| self.store_error("read", e))?;
+            self.check_range(&range, &text)?;
+            stats.requests += 1;
+            stats.bytes += text.len() as u64;
+            head.extend_from_slice(&text);
+        }
+        // A length past the limit or the object's end is reported by the format's own check.
+        Ok((Fetched::new(&self.url, head, file_len)?, stats))
+    }
+
+    /// Fetches the byte ranges of every tensor but the `ignored` ones into `fetched`.
+    async fn fetch_tensors(
+        &self,
+        fetched: &mut Fetched,
+        ignored: &[String],
+        stats: &mut Stats,
+    ) -> Result<()> {
+        let ignored: HashSet<&str> = ignored.iter().map(String::as_str).collect();
+        let needed = fetched
+            .tensors()
+            .into_iter()
+            .filter(|(name, bytes)| !ignored.contains(name.as_str()) && !bytes.is_empty())
+            .map(|(_, bytes)| bytes);
+        let ranges = coalesce(needed, MAX_REQUEST);
+        let mut chunks = futures::stream::iter(ranges)
+            .map(|range| async move {
+                let bytes = self.store.get_range(&self.path, range.clone()).await;
+                let bytes = bytes.map_err(|e| self.store_error("read", e))?;
+                self.check_range(&range, &bytes)?;
+                Ok::<_, Error>((range.start, bytes))
+            })
+            .buffer_unordered(self.concurrency);
+        while let Some((start, bytes)) = chunks.try_next().await? {
+            stats.requests += 1;
+            stats.bytes += bytes.len() as u64;
+            fetched.insert(start, bytes);
+        }
+        Ok(())
+    }
+
+    fn check_range(&self, asked: &Range<u64>, bytes: &Bytes) -> Result<()> {
+        let got = bytes.len() as u64;
+        if got == asked.end - asked.start {
+            return Ok(());
+        }
+        Err(Error::Range {
+            url: self.url.clone(),
+            asked: asked.clone(),
+            got,
+        })
+    }
+
+    fn store_error(&self, action: &'static str, source: object_store::Error) -> Error {
+        use object_store::Error as E;
+        let cause = match &source {
+            E::NotFound { .. } => "not found".to_owned(),
+            E::PermissionDenied { .. } => "access denied".to_owned(),
+            E::Unauthenticated { .. } => "access denied: the credentials were refused".to_owned(),
+            other => other.to_string(),
+        };
+        Error::Store {
+            action,
+            url: self.url.clone(),
+            cause,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// The parts of a load: the fetched files, each holding what `spec` says.
+fn parts<'a>(files: &'a [(Remote, Fetched)], spec: &PartSpec) -> Vec<Part<'a>> {
+    files
+        .iter()
+        .map(|(_, fetched)| part(fetched, spec))
+        .collect()
+}
+
+/// The part of a load: the fetched file, holding what `spec` says.
+fn part<'a>(fetched: &'a Fetched, spec: &PartSpec) -> Part<'a> {
+    let mut part = Part::fetched(fetched);
+    if let Some(collections) = &spec.collections {
+        part = part.collections(collections.iter().cloned());
+    }
+    if !spec.with_collection {
+        part = part.without_collection();
+    }
+    part
+}
+
+/// The byte ranges in file order, those that touch merged, each merged one at most `max`
+/// bytes long unless a single range is longer.
+fn coalesce(ranges: impl Iterator<Item = Range<u64>>, max: u64) -> Vec<Range<u64>> {
+    let mut ranges: Vec<Range<u64>> = ranges.collect();
+    ranges.sort_by_key(|r| r.start);
+    let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        match merged.last_mut() {
+            Some(last) if last.end == range.start && range.end - last.start <= max => {
+                last.end = range.end;
+            }
+            _ => merged.push(range),
+        }
+    }
+    merged
+}
+
+/// A writer that hands on its bytes in chunks of `size`.
+struct Chunks {
+    sender: mpsc::SyncSender<Bytes>,
+    buffer: Vec<u8>,
+    size: usize,
+}
+
+impl Chunks {
+    fn flush_chunk(&mut self) -> bool {
+        if self.buffer.is_empty() {
+            return true;
+        }
+        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.size));
+        self.sender.send(Bytes::from(chunk)).is_ok()
+    }
+}
+
+impl std::io::Write for Chunks {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let room = self.size - self.buffer.len();
+        let taken = bytes.len().min(room);
+        self.buffer.extend_from_slice(&bytes[..taken]);
+        if self.buffer.len() == self.size && !self.flush_chunk() {
+            return Err(std::io::Error::other("the upload stopped"));
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coalesce;
+
+    #[test]
+    fn touching_ranges_merge_up_to_the_limit() {
+        let ranges = [0..4, 4..8, 10..12, 8..10, 12..40];
+        assert_eq!(coalesce(ranges.into_iter(), 16), [0..12, 12..40]);
+        assert_eq!(coalesce([0..4, 6..8].into_iter(), 16), [0..4, 6..8]);
+    }
+}
