@@ -19,7 +19,7 @@ use std::path::Path;
 
 use regex::Regex;
 use safejax_core::legacy::{msgpack, npz, pickle};
-use safejax_core::{Tensor, VarKind};
+use safejax_core::{Node, Tensor, Tree, VarKind};
 
 use crate::checkpoint::cause;
 use crate::convert::compile;
@@ -68,7 +68,7 @@ pub fn read(
 ) -> Result<Vec<(String, Tensor)>, Failure> {
     let fail = |e: safejax_core::Error| Failure::at(path, cause(&e));
     let style = args.style.filter(|&s| s != StyleArg::Auto);
-    let tree: safejax_core::Tree = match format {
+    let tree: Tree = match format {
         Format::Msgpack => msgpack::from_file(path).map_err(fail)?,
         Format::Pickle => pickle::from_file(path).map_err(fail)?,
         Format::Npz => {
@@ -112,11 +112,34 @@ pub fn read(
              with --style flax or --style haiku",
         ));
     }
-    let flat = tree.flatten().map_err(fail)?;
-    Ok(flat
+    Ok(into_flat(tree)
         .into_iter()
-        .map(|(key, tensor)| (name(&key, style), tensor.clone()))
+        .map(|(key, tensor)| (name(&key, style), tensor))
         .collect())
+}
+
+/// The tensors of `tree` with their `.`-joined keys, sorted, taken out of it: no tensor is
+/// copied, so a converted checkpoint is in memory once. (The readers refuse names that are
+/// empty or hold a `.`, which would make the keys ambiguous.)
+fn into_flat(tree: Tree) -> Vec<(String, Tensor)> {
+    let mut flat = Vec::new();
+    let mut dicts = vec![(String::new(), tree)];
+    while let Some((prefix, mut dict)) = dicts.pop() {
+        let names: Vec<String> = dict.iter().map(|(name, _)| name.clone()).collect();
+        for name in names {
+            let key = match prefix.is_empty() {
+                true => name.clone(),
+                false => format!("{prefix}.{name}"),
+            };
+            match dict.remove(&name) {
+                Some(Node::Tensor(tensor)) => flat.push((key, tensor)),
+                Some(Node::Tree(inner)) => dicts.push((key, inner)),
+                None => {}
+            }
+        }
+    }
+    flat.sort_by(|a, b| a.0.cmp(&b.0));
+    flat
 }
 
 /// `key` (a nested dict's levels joined with `.`) in `style`: as it is in Flax, its modules
@@ -229,6 +252,22 @@ mod tests {
             name("params.block.dense.kernel", StyleArg::Flax),
             "params.block.dense.kernel"
         );
+    }
+
+    #[test]
+    fn a_tree_flattens_into_its_sorted_keys() {
+        let t = |v: f32| Tensor::from_array(&safejax_core::ndarray::array![v]);
+        let mut inner = Tree::new();
+        inner.insert("w", t(1.0));
+        inner.insert("b", t(2.0));
+        let mut tree = Tree::new();
+        tree.insert("z", t(3.0));
+        tree.insert("dense", inner);
+        tree.insert("empty", Tree::new());
+        let flat = into_flat(tree);
+        let keys: Vec<&str> = flat.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["dense.b", "dense.w", "z"]);
+        assert_eq!(flat[2].1, t(3.0));
     }
 
     #[test]
