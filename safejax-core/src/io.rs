@@ -278,6 +278,40 @@ impl Saver {
         self.leaves_to_bytes(tensors)
     }
 
+    /// Writes named tensors to `writer`, as [`Saver::save_tensors`] writes them to a file.
+    pub fn tensors_to_writer<W: Write>(
+        &self,
+        tensors: &[(String, &dyn Leaf)],
+        writer: W,
+    ) -> Result<()> {
+        format::write(tensors, &self.metadata, writer)
+    }
+
+    /// Lays out `value` as the shards of a sharded checkpoint whose index is named
+    /// `index_name`, as [`Saver::save`] does to the path of an index, without writing anything:
+    /// for writers to other places than a directory (see [`shard::Plan`]). `taken` are the
+    /// shards the index in place names, which the new shards do not overwrite.
+    pub fn plan_shards<'a, T: SafeParams>(
+        &self,
+        value: &'a T,
+        index_name: &str,
+        taken: &[String],
+    ) -> Result<shard::Plan<'a>> {
+        self.plan_tensor_shards(&self.collect(value)?, index_name, taken)
+    }
+
+    /// [`Saver::plan_shards`] of named tensors, keys given whole, as [`Saver::save_tensors`]
+    /// takes them.
+    pub fn plan_tensor_shards<'a>(
+        &self,
+        tensors: &[(String, &'a dyn Leaf)],
+        index_name: &str,
+        taken: &[String],
+    ) -> Result<shard::Plan<'a>> {
+        let max = self.max_shard_size.unwrap_or(shard::DEFAULT_MAX_SHARD_SIZE);
+        shard::Plan::new(tensors, &self.metadata, max, index_name, taken)
+    }
+
     /// The keys `value` writes, sorted. Duplicates are an error, as on save.
     pub fn keys<T: SafeParams>(&self, value: &T) -> Result<Vec<String>> {
         sorted_keys(self.collect(value)?)
@@ -823,6 +857,25 @@ impl Loader {
         path: impl AsRef<Path>,
     ) -> Result<Loaded<()>> {
         self.read_into(value, &[Part::file(path.as_ref())])
+    }
+
+    /// The keys an in-place load of `value` reads ([`Loader::load_into`]), sorted: those of the
+    /// tensors it holds now, in this loader's style. What a reader that fetches tensors one by
+    /// one (object storage) fetches before the load.
+    ///
+    /// ```
+    /// use ndarray::{Array1, array};
+    /// use safejax_core::Loader;
+    ///
+    /// let value: Vec<Array1<f32>> = vec![array![1.0], array![2.0]];
+    /// assert_eq!(Loader::new().keys_into(&value)?, ["0", "1"]);
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
+    pub fn keys_into<T: SafeParams>(&self, value: &T) -> Result<Vec<String>> {
+        Saver::new().keys_with(
+            |path, visitor| value.visit(path, visitor),
+            self.style_or(T::STYLE),
+        )
     }
 
     /// [`Loader::load_into`] from several parts (or from bytes, with [`Part::bytes`]).

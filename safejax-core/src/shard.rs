@@ -701,6 +701,137 @@ fn plan<'a>(
     Ok((planned, index))
 }
 
+/// A sharded checkpoint laid out and checked, nothing written yet: for writers to other
+/// places than a directory (object storage), which write each [`Shard`], then the index, then
+/// remove the [`Plan::stale`] shards, as [`Saver::save`](crate::Saver::save) does for files.
+///
+/// ```
+/// use ndarray::array;
+/// use safejax_core::Saver;
+/// use safejax_core::shard::Index;
+///
+/// let weights = vec![array![1.0f32, 2.0], array![3.0f32, 4.0]];
+/// let old = ["model-00001-of-00002.safetensors".to_owned()];
+/// let plan = Saver::new().max_shard_size(8).plan_shards(&weights, "model.safetensors.index.json", &old)?;
+/// let names: Vec<&str> = plan.shards().map(|shard| shard.name()).collect();
+/// // A name the index in place holds is not taken.
+/// assert_eq!(names, ["model-00001-of-00002.1.safetensors", "model-00002-of-00002.safetensors"]);
+/// let mut first = Vec::new();
+/// plan.shards().next().expect("two shards").write_to(&mut first)?;
+/// assert_eq!(first, Saver::new().to_bytes(&vec![array![1.0f32, 2.0]])?);
+/// assert_eq!(plan.index().total_size, Some(16));
+/// assert_eq!(Index::from_slice(plan.index().to_json().as_bytes())?, *plan.index());
+/// assert_eq!(plan.stale(&old, []), old);
+/// # Ok::<(), safejax_core::Error>(())
+/// ```
+pub struct Plan<'a> {
+    stem: String,
+    planned: Vec<Planned<'a>>,
+    index: Index,
+}
+
+impl fmt::Debug for Plan<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plan")
+            .field(
+                "shards",
+                &self.shards().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+/// One shard of a [`Plan`].
+#[derive(Clone, Copy)]
+pub struct Shard<'p, 'a> {
+    planned: &'p Planned<'a>,
+}
+
+impl fmt::Debug for Shard<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shard")
+            .field("name", &self.name())
+            .field("file_len", &self.file_len())
+            .finish()
+    }
+}
+
+impl<'a> Plan<'a> {
+    /// Lays out `tensors` as the shards of the index named `index_name` (its file name, as
+    /// `model.safetensors.index.json`): at most `max_shard_size` bytes of data each (but for a
+    /// tensor larger than that, alone in its shard), each with `metadata`, under names that
+    /// `taken` (the shards of the index in place) does not hold. Bad names are refused here.
+    pub fn new(
+        tensors: &[(String, &'a dyn Leaf)],
+        metadata: &Metadata,
+        max_shard_size: u64,
+        index_name: &str,
+        taken: &[String],
+    ) -> Result<Self> {
+        format::check_names(tensors.iter().map(|(key, _)| key.as_str()))?;
+        let stem = stem(Path::new(index_name))?.to_owned();
+        let (planned, index) = plan(tensors, metadata, max_shard_size, &stem, taken)?;
+        Ok(Plan {
+            stem,
+            planned,
+            index,
+        })
+    }
+
+    /// The shards, in the order of their names.
+    pub fn shards(&self) -> impl ExactSizeIterator<Item = Shard<'_, 'a>> + '_ {
+        self.planned.iter().map(|planned| Shard { planned })
+    }
+
+    /// The index naming the shards, to be written after them.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The shards to remove once the index is written: those of `taken` (the old index's,
+    /// as given to [`Plan::new`]) and those of `present` (the files beside the index) named as
+    /// this index's shards are, which the new index does not name. Only plain file names,
+    /// never a path out of the index's directory.
+    pub fn stale<'n>(
+        &self,
+        taken: &[String],
+        present: impl IntoIterator<Item = &'n str>,
+    ) -> Vec<String> {
+        let new_names: HashSet<&str> = self.planned.iter().map(|s| s.name.as_str()).collect();
+        stale(&self.stem, taken, &new_names, present)
+    }
+}
+
+impl<'p> Shard<'p, '_> {
+    /// The shard's file name.
+    pub fn name(&self) -> &'p str {
+        &self.planned.name
+    }
+
+    /// The size of the shard's file in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.planned.layout.file_len() as u64
+    }
+
+    /// Writes the shard's file to `writer`, streaming its tensors' data.
+    pub fn write_to(&self, writer: impl io::Write) -> Result<()> {
+        self.planned.layout.write(&self.planned.leaves, writer)
+    }
+}
+
+/// Whether `name` is one a save gives the shards of the index named `index_name`:
+/// `{stem}-{k}-of-{n}.safetensors` or `{stem}-{k}-of-{n}.{i}.safetensors`.
+///
+/// ```
+/// use safejax_core::shard::is_shard_of;
+/// assert!(is_shard_of("model.safetensors.index.json", "model-00001-of-00002.safetensors"));
+/// assert!(!is_shard_of("model.safetensors.index.json", "model.safetensors"));
+/// ```
+pub fn is_shard_of(index_name: &str, name: &str) -> bool {
+    stem(Path::new(index_name)).is_ok_and(|stem| is_shard_name(stem, name))
+}
+
 /// Writes each shard atomically. If one cannot be written, those written before it are
 /// removed: no index names them.
 fn write_shards(
@@ -729,20 +860,36 @@ fn write_shards(
 /// as this index's shards are (left by a save stopped after it replaced the index). A failure
 /// to remove one leaves only garbage, which no index names.
 fn remove_stale(dir: &Path, stem: &str, live: &[String], new_names: &HashSet<&str>) {
-    // Never a path out of the directory, whatever the old index says.
-    let old = live.iter().filter(|name| is_plain_name(name)).cloned();
-    let named_like_ours = fs::read_dir(dir)
+    let present: Vec<String> = fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| entry.file_name().into_string().ok())
-        .filter(|name| is_shard_name(stem, name));
-    let stale: BTreeSet<String> = old.chain(named_like_ours).collect();
-    for name in stale {
-        if !new_names.contains(name.as_str()) {
-            let _ = fs::remove_file(dir.join(name));
-        }
+        .collect();
+    for name in stale(stem, live, new_names, present.iter().map(String::as_str)) {
+        let _ = fs::remove_file(dir.join(name));
     }
+}
+
+/// The shards of `live` and of `present` named like those of `stem` that `new_names` does not
+/// hold, sorted, each once.
+fn stale<'n>(
+    stem: &str,
+    live: &[String],
+    new_names: &HashSet<&str>,
+    present: impl IntoIterator<Item = &'n str>,
+) -> Vec<String> {
+    // Never a path out of the directory, whatever the old index says.
+    let old = live.iter().filter(|name| is_plain_name(name)).cloned();
+    let named_like_ours = present
+        .into_iter()
+        .filter(|name| is_shard_name(stem, name))
+        .map(str::to_owned);
+    let stale: BTreeSet<String> = old.chain(named_like_ours).collect();
+    stale
+        .into_iter()
+        .filter(|name| !new_names.contains(name.as_str()))
+        .collect()
 }
 
 /// Whether `name` is one a save gives the shards of the index of `stem`:

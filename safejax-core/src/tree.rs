@@ -522,6 +522,20 @@ fn from_file<T>(path: &Path, read: impl FnOnce(Vec<Parsed<'_>>) -> Result<T>) ->
         .map_err(|e| expanded.open_error(e))
 }
 
+/// Reads the files of `inputs` with `read`, every header checked before any data is read: one
+/// file, or the shards of one checkpoint, already found and checked against their index.
+fn from_inputs<T>(
+    inputs: &[Input<'_>],
+    read: impl FnOnce(Vec<Parsed<'_>>) -> Result<T>,
+) -> Result<T> {
+    source::with_checked_files(
+        inputs.iter().copied(),
+        false,
+        |_| Ok(()),
+        |(), files| read(files),
+    )
+}
+
 /// The `__metadata__` maps of `files`, merged: the first file's entry wins on a clash.
 fn merged_metadata(files: &mut [Parsed<'_>]) -> Metadata {
     let mut merged = Metadata::new();
@@ -632,12 +646,13 @@ fn bulk_level(items: &mut [(&str, Option<Tensor>)], at: usize) -> Option<Tree> {
 }
 
 macro_rules! dict_api {
-    ($framework:literal, $example_key:literal) => {
+    ($framework:literal, $module:literal, $example_key:literal) => {
         use std::path::Path;
 
         use crate::error::Result;
         use crate::format::Metadata;
-        use crate::tree::{Tree, deserialize_tree, from_file, serialize_tree, serialize_tree_to_file, tree_of};
+        use crate::source::Input;
+        use crate::tree::{Tree, deserialize_tree, from_file, from_inputs, serialize_tree, serialize_tree_to_file, tree_of};
 
         #[doc = concat!("Serializes ", $framework, " parameters (a nested dict) to safetensors bytes; keys are")]
         #[doc = concat!("the levels joined with `.` (`", $example_key, "`).")]
@@ -676,6 +691,21 @@ macro_rules! dict_api {
             let path = path.as_ref();
             from_file(path, tree_of)
         }
+
+        /// Like [`deserialize_with_metadata`], from inputs already opened or fetched (a
+        /// [`Fetched`](crate::fetched::Fetched) file of object storage): one file, or the shards
+        /// of one checkpoint (their metadata merged, the first input's entry winning on a clash).
+        ///
+        /// ```
+        #[doc = concat!("use safejax_core::{Input, ", $module, "};")]
+        /// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/flax_mlp.safetensors");
+        #[doc = concat!("let (tree, _) = ", $module, "::read(&[Input::Path(path.as_ref())])?;")]
+        #[doc = concat!("assert_eq!(tree, ", $module, "::deserialize_file(path)?);")]
+        /// # Ok::<(), safejax_core::Error>(())
+        /// ```
+        pub fn read(inputs: &[Input<'_>]) -> Result<(Tree, Metadata)> {
+            from_inputs(inputs, tree_of)
+        }
     };
 }
 
@@ -690,7 +720,7 @@ macro_rules! dict_api {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub mod flax {
-    dict_api!("Flax", "params.Dense_0.kernel");
+    dict_api!("Flax", "flax", "params.Dense_0.kernel");
 }
 
 /// `safejax.haiku`: Haiku parameter (and state) dicts.
@@ -704,7 +734,7 @@ pub mod flax {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub mod haiku {
-    dict_api!("Haiku", "mlp/~/linear_0.w");
+    dict_api!("Haiku", "haiku", "mlp/~/linear_0.w");
 }
 
 /// The kind of an Objax variable, written after `::` in its key.
@@ -785,17 +815,45 @@ pub mod objax {
     use std::path::Path;
 
     use super::{
-        Error, KeyProblem, Leaf, LeafMut, LoadReport, Metadata, Parsed, Result, format, from_file,
-        save_flat, write_flat,
+        Error, Input, KeyProblem, Leaf, LeafMut, LoadReport, Metadata, Parsed, Result, format,
+        from_file, from_inputs, save_flat, write_flat,
     };
     pub use super::{Var, VarCollection, VarKind};
     use crate::dtype::DtypePolicy;
     use crate::tensor::Tensor;
 
-    fn leaves(vars: &VarCollection) -> Vec<(String, &dyn Leaf)> {
+    /// Every variable's tensor under its key in the file: its path, `::` and its kind, as
+    /// [`serialize`] writes them; for [`Saver::save_tensors`](crate::Saver::save_tensors) and
+    /// other writers of named tensors.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use safejax_core::{Saver, Tensor, objax::{self, Var, VarCollection, VarKind}};
+    ///
+    /// let mut vars = VarCollection::new();
+    /// let tensor = Tensor::from_array(&array![1.0f32]);
+    /// vars.insert("(Linear).b".to_owned(), Var { kind: VarKind::TrainVar, tensor });
+    /// let tensors = objax::tensors(&vars);
+    /// assert_eq!(tensors[0].0, "(Linear).b::TrainVar");
+    /// assert_eq!(Saver::new().tensors_to_bytes(&tensors)?, objax::serialize(&vars, None)?);
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
+    pub fn tensors(vars: &VarCollection) -> Vec<(String, &dyn Leaf)> {
         vars.iter()
             .map(|(name, var)| (format!("{name}::{}", var.kind), &var.tensor as &dyn Leaf))
             .collect()
+    }
+
+    /// The variable path and kind of a key in the file: `path::Kind`, or a path alone (as
+    /// Objax itself writes them) for a `TrainVar`.
+    ///
+    /// ```
+    /// use safejax_core::objax::{self, VarKind};
+    /// assert_eq!(objax::split_key("(BN).running_mean::StateVar"), ("(BN).running_mean", VarKind::StateVar));
+    /// assert_eq!(objax::split_key("(Linear).w"), ("(Linear).w", VarKind::TrainVar));
+    /// ```
+    pub fn split_key(key: &str) -> (&str, VarKind) {
+        split(key)
     }
 
     fn split(key: &str) -> (&str, VarKind) {
@@ -808,7 +866,7 @@ pub mod objax {
 
     /// Serializes a `VarCollection`; each key is the variable's path, `::` and its kind.
     pub fn serialize(vars: &VarCollection, metadata: Option<&Metadata>) -> Result<Vec<u8>> {
-        write_flat(&leaves(vars), metadata)
+        write_flat(&tensors(vars), metadata)
     }
 
     /// Saves a `VarCollection` to a file, atomically; to the path of an index, as a sharded
@@ -818,7 +876,7 @@ pub mod objax {
         path: impl AsRef<Path>,
         metadata: Option<&Metadata>,
     ) -> Result<()> {
-        save_flat(&leaves(vars), path.as_ref(), metadata)
+        save_flat(&tensors(vars), path.as_ref(), metadata)
     }
 
     /// Deserializes a `VarCollection`, splitting the `::VarKind` suffix off each key (a key
@@ -904,6 +962,35 @@ pub mod objax {
             }
         }
         Ok(())
+    }
+
+    /// Like [`deserialize_with_metadata`], from inputs already opened or fetched (a
+    /// [`Fetched`](crate::fetched::Fetched) file of object storage): one file, or the shards of
+    /// one checkpoint.
+    ///
+    /// ```
+    /// use safejax_core::{Input, objax};
+    /// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/objax_mlp.safetensors");
+    /// let (vars, _) = objax::read(&[Input::Path(path.as_ref())])?;
+    /// assert_eq!(vars, objax::deserialize_file(path)?);
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
+    pub fn read(inputs: &[Input<'_>]) -> Result<(VarCollection, Metadata)> {
+        from_inputs(inputs, vars_of)
+    }
+
+    /// Like [`deserialize_with_assignment`], from inputs already opened or fetched, returning
+    /// their merged metadata: only the tensors of the variables of `vars` (of the kind the key
+    /// says) are read.
+    pub fn read_with_assignment(
+        inputs: &[Input<'_>],
+        vars: &mut VarCollection,
+    ) -> Result<Metadata> {
+        from_inputs(inputs, |mut files| {
+            let metadata = super::merged_metadata(&mut files);
+            assign(&files, vars)?;
+            Ok(metadata)
+        })
     }
 
     /// Like [`deserialize_with_assignment`], from a file or a sharded checkpoint's index.
