@@ -34,18 +34,19 @@ use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::mpsc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use safejax_core::fetched::Fetched;
 use safejax_core::format::MAX_HEADER_LEN;
 use safejax_core::shard::Index;
-use safejax_core::{Loaded, Loader, Part, PartSpec, SafeParams, Saver};
+use safejax_core::{Loaded, Loader, Part, PartSpec, SafeParams};
 
 pub mod blocking;
+mod save;
+mod tree;
 
 /// Bytes of the 8-byte header length that starts every file.
 const LEN_BYTES: u64 = 8;
@@ -231,54 +232,37 @@ impl Remote {
     /// Loads a value from an object holding only the collections `spec` names (as
     /// [`Part::collections`] and [`Part::without_collection`] say for a local file).
     pub async fn read<T: SafeParams>(&self, loader: &Loader, spec: &PartSpec) -> Result<Fetch<T>> {
-        let (mut files, warnings, mut stats) = self.fetch_heads().await?;
-        let plan = loader.check_parts::<T>(&parts(&files, spec))?;
-        for (remote, fetched) in &mut files {
-            remote
-                .fetch_tensors(fetched, &plan.ignored, &mut stats)
-                .await?;
-        }
-        let loaded = loader.read::<T>(&parts(&files, spec))?;
-        let loaded = Loaded { warnings, ..loaded };
-        Ok(Fetch { loaded, stats })
+        read_parts(loader, &[(self.clone(), spec.clone())]).await
     }
 
     /// Overwrites the tensors of `value` from the object, as [`Loader::load_into`] does: a
-    /// failed load changes nothing.
+    /// failed load changes nothing. The tensors fetched are those `value` holds now
+    /// ([`Loader::keys_into`]), found in the file.
     pub async fn load_into<T: SafeParams>(
         &self,
         loader: &Loader,
         value: &mut T,
     ) -> Result<Fetch<()>> {
-        let (mut files, warnings, mut stats) = self.fetch_heads().await?;
-        let whole = PartSpec::whole();
-        // An in-place load reads what the value holds, which its type alone may not say: when
-        // the type's check fails, every tensor is fetched and the load gives the report.
-        let ignored = loader
-            .check_parts::<T>(&parts(&files, &whole))
-            .map(|plan| plan.ignored)
-            .unwrap_or_default();
-        for (remote, fetched) in &mut files {
-            remote.fetch_tensors(fetched, &ignored, &mut stats).await?;
-        }
-        let loaded = loader.read_into(value, &parts(&files, &whole))?;
-        let loaded = Loaded { warnings, ..loaded };
-        Ok(Fetch { loaded, stats })
+        let keys = loader.keys_into(value)?;
+        let keys: HashSet<&str> = keys.iter().map(String::as_str).collect();
+        let mut files = Files::fetch_heads([(self, &PartSpec::whole())]).await?;
+        files.fetch(|name| keys.contains(name)).await?;
+        let loaded = loader.read_into(value, &files.parts())?;
+        Ok(files.done(loaded))
     }
 
     /// Checks that a `T` would load from the object, fetching only its header (the headers of
     /// its shards, for an index) ([`Loader::check`]).
     pub async fn check<T: SafeParams>(&self, loader: &Loader) -> Result<Fetch<()>> {
-        let (files, warnings, stats) = self.fetch_heads().await?;
-        let loaded = loader.check_parts::<T>(&parts(&files, &PartSpec::whole()))?;
-        let loaded = Loaded { warnings, ..loaded };
-        Ok(Fetch { loaded, stats })
+        let files = Files::fetch_heads([(self, &PartSpec::whole())]).await?;
+        let loaded = loader.check_parts::<T>(&files.parts())?;
+        Ok(files.done(loaded))
     }
 
     /// The files of a load and their headers: this object, or the shards of the index it is,
     /// checked against it; with the index's warnings.
     async fn fetch_heads(&self) -> Result<(Vec<(Remote, Fetched)>, Vec<String>, Stats)> {
-        if !safejax_core::shard::is_index(std::path::Path::new(self.path.as_ref())) {
+        if !self.is_index() {
             let (fetched, stats) = self.fetch_header().await?;
             return Ok((vec![(self.clone(), fetched)], Vec::new(), stats));
         }
@@ -300,8 +284,7 @@ impl Remote {
         for name in index.shards() {
             let shard = self.sibling(name);
             let (fetched, shard_stats) = shard.fetch_header().await?;
-            stats.requests += shard_stats.requests;
-            stats.bytes += shard_stats.bytes;
+            stats.add(shard_stats);
             files.push((shard, fetched));
         }
         let heads: Vec<&[u8]> = files.iter().map(|(_, fetched)| fetched.head()).collect();
@@ -319,99 +302,6 @@ impl Remote {
             path: Path::from(beside(self.path.as_ref())),
             url: beside(&self.url),
             ..self.clone()
-        }
-    }
-
-    /// Saves a value as one object, streamed through a multipart upload: at most a few parts
-    /// in memory, the object visible only once complete, the upload aborted if the save fails.
-    ///
-    /// The value is written on a thread of its own while this task uploads, so a save runs on
-    /// a multi-threaded tokio runtime (the default of `#[tokio::main]`); on a single-threaded
-    /// one it is an [`Error::Runtime`].
-    ///
-    /// A save writes one file: to an object named like the index of a sharded checkpoint
-    /// (ending with `.json`) it is an error, which writes nothing.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use ndarray::array;
-    /// use safejax_core::Saver;
-    /// use safejax_store::Remote;
-    ///
-    /// # tokio::runtime::Runtime::new()?.block_on(async {
-    /// let remote = Remote::new(Arc::new(object_store::memory::InMemory::new()), "m.index.json");
-    /// let err = remote.save(&Saver::new(), &vec![array![1.0f32]]).await.unwrap_err();
-    /// assert!(err.to_string().contains("sharded"), "{err}");
-    /// # Ok::<(), safejax_store::Error>(()) })?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub async fn save<T: SafeParams + Sync>(&self, saver: &Saver, value: &T) -> Result<Stats> {
-        if safejax_core::shard::is_index(std::path::Path::new(self.path.as_ref())) {
-            let reason = "saves to object storage write one file; sharded saves are not \
-                          supported there (save the shards and the index locally, then upload)";
-            return Err(safejax_core::Error::Index {
-                path: self.url.clone().into(),
-                reason: reason.to_owned(),
-            }
-            .into());
-        }
-        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
-        if flavor.ok() != Some(tokio::runtime::RuntimeFlavor::MultiThread) {
-            let reason = format!(
-                "cannot write `{}`: a save needs a multi-threaded tokio runtime",
-                self.url
-            );
-            return Err(Error::Runtime(reason));
-        }
-        let upload = self.store.put_multipart(&self.path).await;
-        let upload = upload.map_err(|e| self.store_error("write", e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
-        let (sender, receiver) = mpsc::sync_channel::<Bytes>(2);
-        let mut stats = Stats::default();
-        let serialized = std::thread::scope(|scope| {
-            let serializer = scope.spawn(move || {
-                let mut chunks = Chunks {
-                    sender,
-                    buffer: Vec::new(),
-                    size: self.part_size,
-                };
-                saver.to_writer(value, &mut chunks)?;
-                chunks.flush_chunk();
-                Ok::<_, safejax_core::Error>(())
-            });
-            let handle = tokio::runtime::Handle::current();
-            let uploaded = tokio::task::block_in_place(|| {
-                handle.block_on(async {
-                    for chunk in receiver {
-                        writer.wait_for_capacity(self.concurrency).await?;
-                        stats.bytes += chunk.len() as u64;
-                        writer.put(chunk);
-                    }
-                    Ok::<_, object_store::Error>(())
-                })
-            });
-            let serialized = serializer
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            (serialized, uploaded)
-        });
-        match serialized {
-            (Ok(()), Ok(())) => {
-                stats.requests = stats.bytes.div_ceil(self.part_size as u64).max(1);
-                writer
-                    .finish()
-                    .await
-                    .map_err(|e| self.store_error("write", e))?;
-                Ok(stats)
-            }
-            (serialized, uploaded) => {
-                // The upload's parts are discarded; the error that stopped the save is reported,
-                // the store's first: a failed upload stops the serializer too.
-                let _ = writer.abort().await;
-                uploaded.map_err(|e| self.store_error("write", e))?;
-                serialized?;
-                Ok(stats)
-            }
         }
     }
 
@@ -453,18 +343,17 @@ impl Remote {
         Ok((Fetched::new(&self.url, head, file_len)?, stats))
     }
 
-    /// Fetches the byte ranges of every tensor but the `ignored` ones into `fetched`.
+    /// Fetches into `fetched` the byte ranges of the tensors whose names are `wanted`.
     async fn fetch_tensors(
         &self,
         fetched: &mut Fetched,
-        ignored: &[String],
+        wanted: &impl Fn(&str) -> bool,
         stats: &mut Stats,
     ) -> Result<()> {
-        let ignored: HashSet<&str> = ignored.iter().map(String::as_str).collect();
         let needed = fetched
             .tensors()
             .into_iter()
-            .filter(|(name, bytes)| !ignored.contains(name.as_str()) && !bytes.is_empty())
+            .filter(|(name, bytes)| !bytes.is_empty() && wanted(name))
             .map(|(_, bytes)| bytes);
         let ranges = coalesce(needed, MAX_REQUEST);
         let mut chunks = futures::stream::iter(ranges)
@@ -512,12 +401,105 @@ impl Remote {
     }
 }
 
-/// The parts of a load: the fetched files, each holding what `spec` says.
-fn parts<'a>(files: &'a [(Remote, Fetched)], spec: &PartSpec) -> Vec<Part<'a>> {
-    files
-        .iter()
-        .map(|(_, fetched)| part(fetched, spec))
-        .collect()
+/// Loads a value from several objects, each holding the collections its [`PartSpec`] names,
+/// as [`Loader::read`] reads local files (a model's `params` and `state` saved apart); an
+/// object may be the index of a sharded checkpoint. Every header is fetched and the value
+/// checked against them all before any tensor is fetched.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ndarray::{Array1, array};
+/// use object_store::memory::InMemory;
+/// use safejax_core::{Loader, PartSpec, Saver};
+/// use safejax_store::{Remote, read_parts};
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let store = Arc::new(InMemory::new());
+/// let (first, second) = (Remote::new(store.clone(), "a"), Remote::new(store, "b"));
+/// first.save(&Saver::new(), &vec![array![1.0f32]]).await?;
+/// second.save(&Saver::new(), &[array![1.0f32], array![2.0]]).await?;
+/// // Both hold key `0`: a load of two parts that overlap is refused.
+/// let parts = [(first, PartSpec::whole()), (second, PartSpec::whole())];
+/// assert!(read_parts::<Vec<Array1<f32>>>(&Loader::new(), &parts).await.is_err());
+/// # Ok::<(), safejax_store::Error>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub async fn read_parts<T: SafeParams>(
+    loader: &Loader,
+    parts: &[(Remote, PartSpec)],
+) -> Result<Fetch<T>> {
+    let mut files = Files::fetch_heads(parts.iter().map(|(remote, spec)| (remote, spec))).await?;
+    let plan = loader.check_parts::<T>(&files.parts())?;
+    let ignored: HashSet<&str> = plan.ignored.iter().map(String::as_str).collect();
+    files.fetch(|name| !ignored.contains(name)).await?;
+    let loaded = loader.read::<T>(&files.parts())?;
+    Ok(files.done(loaded))
+}
+
+/// The files of a load, fetched in part: each object's header (each shard's, for an index),
+/// then the tensors the load reads.
+pub(crate) struct Files {
+    files: Vec<(Remote, Fetched, PartSpec)>,
+    warnings: Vec<String>,
+    stats: Stats,
+}
+
+impl Files {
+    /// The headers of the files of `objects`, each holding what its spec says; indexes checked
+    /// against their shards.
+    pub(crate) async fn fetch_heads<'r>(
+        objects: impl IntoIterator<Item = (&'r Remote, &'r PartSpec)>,
+    ) -> Result<Files> {
+        let mut all = Files {
+            files: Vec::new(),
+            warnings: Vec::new(),
+            stats: Stats::default(),
+        };
+        for (remote, spec) in objects {
+            let (files, warnings, stats) = remote.fetch_heads().await?;
+            let with_spec = files.into_iter().map(|(r, f)| (r, f, spec.clone()));
+            all.files.extend(with_spec);
+            all.warnings.extend(warnings);
+            all.stats.add(stats);
+        }
+        Ok(all)
+    }
+
+    /// Fetches the tensors whose names are `wanted`.
+    pub(crate) async fn fetch(&mut self, wanted: impl Fn(&str) -> bool) -> Result<()> {
+        for (remote, fetched, _) in &mut self.files {
+            remote
+                .fetch_tensors(fetched, &wanted, &mut self.stats)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The parts of the load.
+    pub(crate) fn parts(&self) -> Vec<Part<'_>> {
+        let parts = self.files.iter();
+        parts
+            .map(|(_, fetched, spec)| part(fetched, spec))
+            .collect()
+    }
+
+    /// The files as inputs of a tree read.
+    pub(crate) fn inputs(&self) -> Vec<safejax_core::Input<'_>> {
+        let files = self.files.iter();
+        files
+            .map(|(_, fetched, _)| safejax_core::Input::Fetched(fetched))
+            .collect()
+    }
+
+    /// The fetch of a load that gave `loaded`, with the indexes' warnings.
+    pub(crate) fn done<T>(self, loaded: Loaded<T>) -> Fetch<T> {
+        let mut warnings = self.warnings;
+        warnings.extend(loaded.warnings);
+        Fetch {
+            loaded: Loaded { warnings, ..loaded },
+            stats: self.stats,
+        }
+    }
 }
 
 /// The part of a load: the fetched file, holding what `spec` says.
@@ -547,39 +529,6 @@ fn coalesce(ranges: impl Iterator<Item = Range<u64>>, max: u64) -> Vec<Range<u64
         }
     }
     merged
-}
-
-/// A writer that hands on its bytes in chunks of `size`.
-struct Chunks {
-    sender: mpsc::SyncSender<Bytes>,
-    buffer: Vec<u8>,
-    size: usize,
-}
-
-impl Chunks {
-    fn flush_chunk(&mut self) -> bool {
-        if self.buffer.is_empty() {
-            return true;
-        }
-        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.size));
-        self.sender.send(Bytes::from(chunk)).is_ok()
-    }
-}
-
-impl std::io::Write for Chunks {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let room = self.size - self.buffer.len();
-        let taken = bytes.len().min(room);
-        self.buffer.extend_from_slice(&bytes[..taken]);
-        if self.buffer.len() == self.size && !self.flush_chunk() {
-            return Err(std::io::Error::other("the upload stopped"));
-        }
-        Ok(taken)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]
