@@ -428,7 +428,9 @@ pub async fn read_parts<T: SafeParams>(
     loader: &Loader,
     parts: &[(Remote, PartSpec)],
 ) -> Result<Fetch<T>> {
-    let mut files = Files::fetch_heads(parts.iter().map(|(remote, spec)| (remote, spec))).await?;
+    // A list, not a lazy iterator, so that the future stays `Send`.
+    let objects: Vec<(&Remote, &PartSpec)> = parts.iter().map(|(r, spec)| (r, spec)).collect();
+    let mut files = Files::fetch_heads(objects).await?;
     let plan = loader.check_parts::<T>(&files.parts())?;
     let ignored: HashSet<&str> = plan.ignored.iter().map(String::as_str).collect();
     files.fetch(|name| !ignored.contains(name)).await?;

@@ -1,85 +1,17 @@
-//! Loads and saves against a real S3 server: s3s-fs, serving a temporary directory on
-//! 127.0.0.1, reached through object_store's S3 client over HTTP.
+//! Loads and saves against a real S3 server (s3s-fs on 127.0.0.1, see `server`): typed loads
+//! of whole files, of one collection and of parts, sharded checkpoints, and the failures a
+//! remote store has.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod server;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use ndarray::{Array1, array};
+use ndarray::{Array1, Array2, array};
 use object_store::ObjectStoreExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
-use safejax_core::{Loader, Saver};
-use safejax_store::{Error, Remote};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use safejax_core::{Loader, PartSpec, SafeParams, Saver};
+use safejax_derive::SafeParams;
+use safejax_store::{Error, read_parts};
 
-const KEY: &str = "test-access-key";
-const SECRET: &str = "test-secret-key";
-const BUCKET: &str = "ckpt";
-
-/// A running s3s-fs server over a temporary directory with one bucket.
-struct Server {
-    endpoint: String,
-    task: JoinHandle<()>,
-    _root: tempfile::TempDir,
-}
-
-async fn start() -> Server {
-    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::create_dir(root.path().join(BUCKET)).unwrap_or_else(|e| panic!("{e}"));
-    start_in(root).await
-}
-
-/// A server over `root`, which holds the bucket already.
-async fn start_in(root: tempfile::TempDir) -> Server {
-    let fs = s3s_fs::FileSystem::new(root.path()).unwrap_or_else(|e| panic!("{e:?}"));
-    let mut builder = S3ServiceBuilder::new(fs);
-    builder.set_auth(SimpleAuth::from_single(KEY, SECRET));
-    let service = builder.build();
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let task = tokio::spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        // Dropped with this task when the server is stopped, which ends every connection.
-        let mut connections = tokio::task::JoinSet::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
-                .into_owned();
-            connections.spawn(async move {
-                let _ = conn.await;
-            });
-            while connections.try_join_next().is_some() {}
-        }
-    });
-    Server {
-        endpoint: format!("http://{addr}"),
-        task,
-        _root: root,
-    }
-}
-
-impl Server {
-    fn remote(&self, key: &str, secret: &str, path: &str) -> Remote {
-        let store = AmazonS3Builder::new()
-            .with_endpoint(&self.endpoint)
-            .with_bucket_name(BUCKET)
-            .with_region("us-east-1")
-            .with_access_key_id(key)
-            .with_secret_access_key(secret)
-            .with_allow_http(true)
-            .with_virtual_hosted_style_request(false)
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        Remote::new(Arc::new(store), path)
-    }
-}
+use server::{KEY, start};
 
 fn weights() -> Vec<Array1<f32>> {
     (0..6)
@@ -87,12 +19,72 @@ fn weights() -> Vec<Array1<f32>> {
         .collect()
 }
 
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The bytes before the data of a safetensors file: its length and its header.
+fn head_len(bytes: &[u8]) -> u64 {
+    8 + u64::from_le_bytes(bytes[..8].try_into().unwrap_or_else(|e| panic!("{e}")))
+}
+
+#[derive(SafeParams, PartialEq, Debug, Clone)]
+#[safejax(crate = "::safejax_core")]
+struct Linear {
+    w: Array2<f32>,
+    b: Array1<f32>,
+}
+
+#[derive(SafeParams, PartialEq, Debug, Clone)]
+#[safejax(crate = "::safejax_core")]
+struct Ema {
+    average: Array2<f32>,
+    hidden: Array2<f32>,
+    counter: i32,
+}
+
+#[derive(SafeParams, PartialEq, Debug, Clone)]
+#[safejax(crate = "::safejax_core")]
+struct BatchNorm {
+    scale: Array2<f32>,
+    offset: Array2<f32>,
+    #[safejax(collection = "state")]
+    mean_ema: Ema,
+    #[safejax(collection = "state")]
+    var_ema: Ema,
+}
+
+/// Haiku's `hk.Linear`, `hk.BatchNorm`, `hk.Linear`: params and state, as Python saves them
+/// in one file (`tests/fixtures/haiku_bn.safetensors`).
+#[derive(SafeParams, PartialEq, Debug, Clone)]
+#[safejax(crate = "::safejax_core", style = "haiku", collection = "params")]
+struct Net {
+    linear: Linear,
+    batch_norm: BatchNorm,
+    linear_1: Linear,
+}
+
+#[derive(SafeParams, PartialEq, Debug)]
+#[safejax(crate = "::safejax_core")]
+struct Norm {
+    scale: Array2<f32>,
+    offset: Array2<f32>,
+}
+
+/// The `params` collection of [`Net`] alone.
+#[derive(SafeParams, PartialEq, Debug)]
+#[safejax(crate = "::safejax_core", style = "haiku", collection = "params")]
+struct NetParams {
+    linear: Linear,
+    batch_norm: Norm,
+    linear_1: Linear,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_and_a_load_round_trip_through_the_server() {
     let server = start().await;
-    let remote = server
-        .remote(KEY, SECRET, "model.safetensors")
-        .part_size(5 << 20);
+    let remote = server.remote("model.safetensors").part_size(5 << 20);
     let value = weights();
     let metadata = [("epoch".to_owned(), "3".to_owned())].into();
     let saver = Saver::new().metadata(metadata);
@@ -116,15 +108,99 @@ async fn a_save_and_a_load_round_trip_through_the_server() {
         bytes.len() as u64,
         "the whole file, once"
     );
+    assert_eq!(server.sent(), fetched.stats.bytes, "counted at the server");
     // Header length, header, and the six adjacent tensors in one request.
     assert_eq!(fetched.stats.requests, 3);
     server.task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_load_of_part_of_a_file_fetches_the_header_and_that_part() {
+async fn a_load_of_one_collection_fetches_the_header_and_that_collection() {
     let server = start().await;
-    let remote = server.remote(KEY, SECRET, "model.safetensors");
+    let file = fixture("haiku_bn.safetensors");
+    server.put("haiku_bn.safetensors", file.clone()).await;
+    let remote = server.remote("haiku_bn.safetensors");
+    let local = Net::from_bytes(&file).unwrap_or_else(|e| panic!("{e}"));
+
+    let params = remote
+        .load::<NetParams>(&Loader::new().allow_unexpected())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(params.loaded.value.linear, local.linear);
+    assert_eq!(params.loaded.value.batch_norm.scale, local.batch_norm.scale);
+    assert_eq!(params.loaded.ignored.len(), 6, "the state, not fetched");
+    // The params are the first 976 bytes of data: six tensors, one request.
+    let params_bytes = head_len(&file) + 976;
+    assert_eq!(params.stats.bytes, params_bytes);
+    assert_eq!(params.stats.requests, 3);
+    assert_eq!(server.sent(), params_bytes, "counted at the server");
+
+    let whole = remote
+        .load::<Net>(&Loader::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(whole.loaded.value, local);
+    assert_eq!(whole.stats.bytes, file.len() as u64);
+
+    // A header-only check fetches the header only.
+    let checked = remote
+        .check::<Net>(&Loader::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(checked.stats.bytes, head_len(&file));
+    assert_eq!(
+        server.sent(),
+        params_bytes + file.len() as u64 + head_len(&file)
+    );
+    // A type that does not match fails on the header, and fetches no tensor.
+    let err = remote.load::<NetParams>(&Loader::new()).await.unwrap_err();
+    assert!(err.to_string().contains("state."), "{err}");
+    assert_eq!(
+        server.sent(),
+        params_bytes + file.len() as u64 + 2 * head_len(&file)
+    );
+    server.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn params_and_state_saved_apart_load_as_the_parts_of_one_value() {
+    let server = start().await;
+    let net = Net::from_bytes(&fixture("haiku_bn.safetensors")).unwrap_or_else(|e| panic!("{e}"));
+    let (params, state) = (server.remote("params.st"), server.remote("state.st"));
+    let only = |collection: &str| Saver::new().only([collection]).without_collection();
+    params
+        .save(&only("params"), &net)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    state
+        .save(&only("state"), &net)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let spec = |collection: &str| PartSpec {
+        collections: Some(vec![collection.to_owned()]),
+        with_collection: false,
+    };
+    let parts = [(params, spec("params")), (state, spec("state"))];
+    let fetched = read_parts::<Net>(&Loader::new(), &parts)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fetched.loaded.value, net);
+    assert_eq!(server.sent(), fetched.stats.bytes);
+
+    // Only the params: the state object's header is read, none of its tensors.
+    let (params, spec) = &parts[0];
+    let params_only = params.read::<NetParams>(&Loader::new(), spec).await;
+    let params_only = params_only.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(params_only.loaded.value.linear_1, net.linear_1);
+    let size = params.size().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(params_only.stats.bytes, size);
+    server.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_of_some_tensors_fetches_the_header_and_those() {
+    let server = start().await;
+    let remote = server.remote("model.safetensors");
     let value = weights();
     remote
         .save(&Saver::new(), &value)
@@ -133,7 +209,6 @@ async fn a_load_of_part_of_a_file_fetches_the_header_and_that_part() {
     let bytes = Saver::new()
         .to_bytes(&value)
         .unwrap_or_else(|e| panic!("{e}"));
-    let head = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap_or_else(|e| panic!("{e}")));
     let loader = Loader::new().allow_unexpected();
     let fetched = remote
         .load::<[Array1<f32>; 2]>(&loader)
@@ -141,25 +216,27 @@ async fn a_load_of_part_of_a_file_fetches_the_header_and_that_part() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(fetched.loaded.value[..], value[..2]);
     assert_eq!(fetched.loaded.ignored, ["2", "3", "4", "5"]);
-    assert_eq!(fetched.stats.bytes, head + 2 * 40_000);
-    // A header-only check fetches the header only.
-    let checked = remote
-        .check::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(checked.stats.bytes, head);
+    assert_eq!(fetched.stats.bytes, head_len(&bytes) + 2 * 40_000);
+    assert_eq!(server.sent(), fetched.stats.bytes);
+
+    // An in-place load fetches what the value holds.
+    let mut two = vec![Array1::<f32>::zeros(10_000); 2];
+    let into = remote.load_into(&loader, &mut two).await;
+    let into = into.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(two[..], value[..2]);
+    assert_eq!(into.stats.bytes, head_len(&bytes) + 2 * 40_000);
     server.task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_and_a_missing_object_are_errors_naming_the_url() {
     let server = start().await;
-    let remote = server.remote(KEY, SECRET, "model.safetensors");
+    let remote = server.remote("model.safetensors");
     remote
         .save(&Saver::new(), &weights())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let wrong = server.remote(KEY, "not-the-secret", "model.safetensors");
+    let wrong = server.remote_as(KEY, "not-the-secret", "model.safetensors");
     let err = wrong
         .load::<Vec<Array1<f32>>>(&Loader::new())
         .await
@@ -171,8 +248,14 @@ async fn wrong_credentials_and_a_missing_object_are_errors_naming_the_url() {
     );
     assert!(matches!(err, Error::Store { .. }), "{err:?}");
     assert!(text.contains("access denied"), "{text}");
+    let err = wrong.save(&Saver::new(), &weights()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot write `{}`: access denied", wrong.url())),
+        "{err}"
+    );
 
-    let missing = server.remote(KEY, SECRET, "nothing.safetensors");
+    let missing = server.remote("nothing.safetensors");
     let err = missing
         .load::<Vec<Array1<f32>>>(&Loader::new())
         .await
@@ -186,9 +269,9 @@ async fn wrong_credentials_and_a_missing_object_are_errors_naming_the_url() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_server_fails_the_load_and_keeps_the_value() {
+async fn a_server_stopped_before_the_load_fails_it_and_keeps_the_value() {
     let server = start().await;
-    let remote = server.remote(KEY, SECRET, "model.safetensors");
+    let remote = server.remote("model.safetensors");
     remote
         .save(&Saver::new(), &weights())
         .await
@@ -207,29 +290,66 @@ async fn a_stopped_server_fails_the_load_and_keeps_the_value() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_between_the_header_and_the_tensors_fails_the_load() {
+    let server = start().await;
+    let remote = server.remote("model.safetensors");
+    let value = weights();
+    remote
+        .save(&Saver::new(), &value)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The third read is the first of the tensors: the header length and the header come,
+    // then the server goes away in the middle of the load.
+    server.stop_at(http::Method::GET, 3);
+    let mut held = vec![Array1::<f32>::zeros(10_000); 6];
+    let err = remote
+        .load_into(&Loader::new(), &mut held)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Store { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot read `{}`: ", remote.url())),
+        "{err}"
+    );
+    assert_eq!(
+        held,
+        vec![Array1::<f32>::zeros(10_000); 6],
+        "nothing assigned"
+    );
+    let gets = server
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("GET "))
+        .count();
+    assert_eq!(gets, 3, "{:?}", server.log());
+    let bytes = Saver::new()
+        .to_bytes(&value)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        server.sent(),
+        head_len(&bytes),
+        "the header length and the header"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_cut_by_a_stopped_server_leaves_no_object() {
     let server = start().await;
-    let remote = server
-        .remote(KEY, SECRET, "big.safetensors")
-        .part_size(5 << 20);
-    let big: Vec<Array1<f32>> = (0..16).map(|_| Array1::zeros(1 << 20)).collect();
-    let task = server.task;
-    let stopper = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        task.abort();
-    });
-    let saver = Saver::new();
-    let err = remote.save(&saver, &big).await.unwrap_err();
+    let remote = server.remote("big.safetensors").part_size(5 << 20);
+    let big: Vec<Array1<f32>> = (0..8).map(|_| Array1::zeros(1 << 20)).collect();
+    // Parts are uploaded with PUT: the second never gets an answer.
+    server.stop_at(http::Method::PUT, 2);
+    let err = remote.save(&Saver::new(), &big).await.unwrap_err();
     assert!(
         err.to_string()
             .starts_with(&format!("cannot write `{}`", remote.url())),
         "{err}"
     );
-    let _ = stopper.await;
     // The same directory served again: the object was never completed.
-    let server = start_in(server._root).await;
-    let store = server_store(&server);
-    let err = store
+    let server = server.restart().await;
+    let err = server
+        .store()
         .head(&Path::from("big.safetensors"))
         .await
         .unwrap_err();
@@ -237,20 +357,35 @@ async fn an_upload_cut_by_a_stopped_server_leaves_no_object() {
     server.task.abort();
 }
 
-fn server_store(server: &Server) -> object_store::aws::AmazonS3 {
-    AmazonS3Builder::new()
-        .with_endpoint(&server.endpoint)
-        .with_bucket_name(BUCKET)
-        .with_region("us-east-1")
-        .with_access_key_id(KEY)
-        .with_secret_access_key(SECRET)
-        .with_allow_http(true)
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upload_is_aborted_and_its_parts_removed() {
+    let server = start().await;
+    // One part in flight: the failure is seen while the file is still being written.
+    let remote = server
+        .remote("big.safetensors")
+        .part_size(5 << 20)
+        .concurrency(1);
+    let big: Vec<Array1<f32>> = (0..8).map(|_| Array1::zeros(1 << 20)).collect();
+    server.fail_from(http::Method::PUT, 2);
+    let err = remote.save(&Saver::new(), &big).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot write `{}`", remote.url())),
+        "{err}"
+    );
+    let log = server.log();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("DELETE /ckpt/big.safetensors?uploadId=")),
+        "the upload is aborted: {log:?}"
+    );
+    assert_eq!(server.upload_leftovers(), Vec::<String>::new());
+    assert_eq!(server.listing(""), Vec::<String>::new());
+    server.task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sharded_checkpoint_loads_from_its_index() {
+async fn a_sharded_checkpoint_made_elsewhere_loads_from_its_index() {
     let server = start().await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let index = dir.path().join("model.safetensors.index.json");
@@ -259,21 +394,17 @@ async fn a_sharded_checkpoint_loads_from_its_index() {
         .max_shard_size(100_000)
         .save(&value, &index)
         .unwrap_or_else(|e| panic!("{e}"));
-    let store = server_store(&server);
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")) {
         let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         let name = name.unwrap_or_else(|| panic!("a file name"));
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
-        store
-            .put(&Path::from(format!("run/{name}")), bytes.into())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        server.put(&format!("run/{name}"), bytes).await;
         names.push(name);
     }
     assert_eq!(names.len(), 4, "an index and three shards: {names:?}");
-    let remote = server.remote(KEY, SECRET, "run/model.safetensors.index.json");
+    let remote = server.remote("run/model.safetensors.index.json");
     let fetched = remote
         .load::<Vec<Array1<f32>>>(&Loader::new())
         .await
@@ -288,9 +419,11 @@ async fn a_sharded_checkpoint_loads_from_its_index() {
         fetched.stats.bytes, total,
         "the index and every shard, once"
     );
+    assert_eq!(server.sent(), total);
 
-    // One shard gone: the load names the index and the missing shard's URL.
-    store
+    // One shard gone: the load names the missing shard's URL.
+    server
+        .store()
         .delete(&Path::from("run/model-00002-of-00003.safetensors"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -302,6 +435,126 @@ async fn a_sharded_checkpoint_loads_from_its_index() {
         err.to_string()
             .contains("run/model-00002-of-00003.safetensors`: not found"),
         "{err}"
+    );
+    server.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_save_writes_its_shards_then_its_index() {
+    let server = start().await;
+    let remote = server.remote("run/model.safetensors.index.json");
+    let saver = Saver::new().max_shard_size(100_000);
+    let value = weights();
+    remote
+        .save(&saver, &value)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let shards = [
+        "model-00001-of-00003.safetensors",
+        "model-00002-of-00003.safetensors",
+        "model-00003-of-00003.safetensors",
+    ];
+    let mut expected: Vec<&str> = shards.to_vec();
+    expected.push("model.safetensors.index.json");
+    assert_eq!(server.listing("run"), expected);
+    // Every write of a shard comes before the index's.
+    let writes: Vec<String> = server
+        .log()
+        .into_iter()
+        .filter(|l| l.starts_with("PUT ") || l.starts_with("POST "))
+        .collect();
+    let last = writes.last().cloned().unwrap_or_default();
+    assert_eq!(
+        last, "PUT /ckpt/run/model.safetensors.index.json",
+        "{writes:?}"
+    );
+    assert!(
+        writes[..writes.len() - 1]
+            .iter()
+            .all(|l| l.contains("-of-00003"))
+    );
+
+    // The same as a local sharded save, byte for byte.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    saver
+        .save(&value, dir.path().join("model.safetensors.index.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for name in &expected {
+        let local = std::fs::read(dir.path().join(name)).unwrap_or_else(|e| panic!("{e}"));
+        let path = server.root.path().join("ckpt/run").join(name);
+        let remote_bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(local == remote_bytes, "{name} differs");
+    }
+    let fetched = remote
+        .load::<Vec<Array1<f32>>>(&Loader::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fetched.loaded.value, value);
+
+    // Saved again: the new shards take names the index in place does not hold, and the old
+    // ones are removed once the new index is written.
+    let update: Vec<Array1<f32>> = value.iter().map(|a| a * 2.0).collect();
+    remote
+        .save(&saver, &update)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        server.listing("run"),
+        [
+            "model-00001-of-00003.1.safetensors",
+            "model-00002-of-00003.1.safetensors",
+            "model-00003-of-00003.1.safetensors",
+            "model.safetensors.index.json",
+        ]
+    );
+    let fetched = remote
+        .load::<Vec<Array1<f32>>>(&Loader::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fetched.loaded.value, update);
+    server.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_save_cut_midway_leaves_the_checkpoint_in_place() {
+    let server = start().await;
+    let remote = server.remote("run/model.safetensors.index.json");
+    let saver = Saver::new().max_shard_size(100_000);
+    let value = weights();
+    remote
+        .save(&saver, &value)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let puts = server
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("PUT "))
+        .count() as u64;
+    // The second shard of the next save is cut.
+    server.stop_at(http::Method::PUT, puts + 2);
+    let update: Vec<Array1<f32>> = value.iter().map(|a| a * 2.0).collect();
+    let err = remote.save(&saver, &update).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("run/model-00002-of-00003.1.safetensors`"),
+        "{err}"
+    );
+    let server = server.restart().await;
+    let remote = server.remote("run/model.safetensors.index.json");
+    let fetched = remote
+        .load::<Vec<Array1<f32>>>(&Loader::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fetched.loaded.value, value, "the old checkpoint, whole");
+
+    // A failure the store reports (rather than a server gone) removes the shards written.
+    server.fail_from(http::Method::PUT, 3);
+    let err = remote.save(&saver, &update).await.unwrap_err();
+    assert!(err.to_string().starts_with("cannot write `"), "{err}");
+    let listing = server.listing("run");
+    assert!(
+        !listing.contains(&"model-00001-of-00003.1.safetensors".to_owned()),
+        "{listing:?}"
     );
     server.task.abort();
 }
