@@ -61,7 +61,8 @@
 //!   (`model.safetensors.index.json`); every file load and save takes the index's path, and
 //!   [`Saver::max_shard_size`] sets the shards' size.
 //! - `store` (feature `object-store`): loading and saving through object storage (`s3://`,
-//!   `gs://`, `az://`, `https://`), fetching only the header and the tensors a load reads.
+//!   `gs://`, `az://`, `https://`), fetching only the header and the tensors a load reads,
+//!   streamed into their arrays; sharded saves with the index last; the tree API.
 //! - [`Error`] and [`LoadReport`]: every problem of a load in one value.
 //! - [`schema`]: each type's key layout, known at compile time ([`SafeParams::KIND`]), listed by
 //!   [`SafeParams::schema`]; [`Loader::check`] holds a file's header to it without loading, and

@@ -4,7 +4,9 @@
 
 use std::fmt;
 use std::io;
+use std::mem::MaybeUninit;
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{self, LEN_BYTES};
@@ -12,6 +14,42 @@ use crate::source;
 
 /// Bytes that a fetch returned, kept as they came (a `bytes::Bytes`, a `Vec<u8>`, ...).
 type Chunk = Box<dyn AsRef<[u8]> + Send + Sync>;
+
+/// The bytes of a remote file that arrive while a load runs: what a reader that streams its
+/// fetches gives [`Fetched::stream_from`], so that each tensor is copied from the bytes that
+/// came over the network straight into its array, and bytes already read can be let go.
+///
+/// ```
+/// use std::ops::Range;
+/// use std::sync::Arc;
+/// use ndarray::{Array1, array};
+/// use safejax_core::{Loader, Part, Saver, fetched::{Fetched, RangeSource}};
+///
+/// /// The file in memory, handed out in pieces of 3 bytes, as a network delivers it.
+/// struct Pieces(Vec<u8>);
+///
+/// impl RangeSource for Pieces {
+///     fn read(&self, at: Range<u64>, take: &mut dyn FnMut(&[u8])) -> std::io::Result<()> {
+///         let bytes = self.0.get(at.start as usize..at.end as usize);
+///         let bytes = bytes.ok_or_else(|| std::io::Error::other("past the end"))?;
+///         bytes.chunks(3).for_each(take);
+///         Ok(())
+///     }
+/// }
+///
+/// let file = Saver::new().to_bytes(&vec![array![1.0f32, 2.0], array![3.0f32]])?;
+/// let head_len = 8 + file[..8].iter().rev().fold(0, |n, b| n << 8 | usize::from(*b));
+/// let mut fetched = Fetched::new("mem://model", file[..head_len].to_vec(), file.len() as u64)?;
+/// fetched.stream_from(Arc::new(Pieces(file.clone())));
+/// let loaded = Loader::new().read::<Vec<Array1<f32>>>(&[Part::fetched(&fetched)])?;
+/// assert_eq!(loaded.value, [array![1.0f32, 2.0], array![3.0f32]]);
+/// # Ok::<(), safejax_core::Error>(())
+/// ```
+pub trait RangeSource: Send + Sync {
+    /// Hands the bytes `at` of the file to `take`, in order, in one piece or more, once they
+    /// have come; an error if they will not. The pieces must hold exactly `at`'s bytes.
+    fn read(&self, at: Range<u64>, take: &mut dyn FnMut(&[u8])) -> io::Result<()>;
+}
 
 /// A safetensors file known by its header and the byte ranges of its data fetched so far.
 ///
@@ -43,6 +81,8 @@ pub struct Fetched {
     file_len: u64,
     /// Fetched ranges by their first byte in the file, sorted.
     chunks: Vec<(u64, Chunk)>,
+    /// Where bytes not in `chunks` come from, if they are streamed.
+    source: Option<Arc<dyn RangeSource>>,
 }
 
 impl fmt::Debug for Fetched {
@@ -53,6 +93,7 @@ impl fmt::Debug for Fetched {
             .field("head_len", &self.head.len())
             .field("file_len", &self.file_len)
             .field("ranges", &ranges)
+            .field("streamed", &self.source.is_some())
             .finish()
     }
 }
@@ -77,6 +118,7 @@ impl Fetched {
             head,
             file_len,
             chunks: Vec::new(),
+            source: None,
         };
         fetched.header().map_err(in_name)?;
         fetched.name = name;
@@ -114,6 +156,59 @@ impl Fetched {
     pub fn insert(&mut self, offset: u64, bytes: impl AsRef<[u8]> + Send + Sync + 'static) {
         let at = self.chunks.partition_point(|(start, _)| *start <= offset);
         self.chunks.insert(at, (offset, Box::new(bytes)));
+    }
+
+    /// Reads the bytes of the file that no [`Fetched::insert`]ed range holds from `source`,
+    /// as the load asks for them (see [`RangeSource`]).
+    pub fn stream_from(&mut self, source: Arc<dyn RangeSource>) {
+        self.source = Some(source);
+    }
+
+    /// Stops reading from the source given to [`Fetched::stream_from`], letting it go.
+    pub fn stop_streaming(&mut self) {
+        self.source = None;
+    }
+
+    /// Whether bytes not fetched yet may still come from a source.
+    pub(crate) fn streams(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// Copies the bytes `at` of the file into `out`, exactly as long: from a fetched range, or
+    /// from the source as they come. Every byte of `out` is initialized when this returns `Ok`.
+    pub(crate) fn read_uninit(&self, at: Range<u64>, out: &mut [MaybeUninit<u8>]) -> Result<()> {
+        let copy = |out: &mut [MaybeUninit<u8>], from: usize, bytes: &[u8]| {
+            let to = out.get_mut(from..from + bytes.len())?;
+            // SAFETY: `to` is `bytes.len()` bytes long; `out` is borrowed mutably, so it
+            // cannot overlap `bytes`, which is borrowed shared.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), to.as_mut_ptr().cast(), bytes.len())
+            };
+            Some(())
+        };
+        if let Some(bytes) = self.slice(at.clone()) {
+            return copy(out, 0, bytes).ok_or_else(|| self.not_fetched(at));
+        }
+        let Some(source) = &self.source else {
+            return Err(self.not_fetched(at));
+        };
+        let mut filled = 0;
+        let mut overflow = false;
+        let read = source.read(at.clone(), &mut |piece| {
+            overflow |= copy(out, filled, piece).is_none();
+            filled += piece.len();
+        });
+        read.map_err(|e| Error::io("read", &self.name, e))?;
+        if overflow || filled != out.len() {
+            let reason = format!(
+                "bytes {}..{} came as {filled} bytes, not {}",
+                at.start,
+                at.end,
+                out.len()
+            );
+            return Err(Error::io("read", &self.name, io::Error::other(reason)));
+        }
+        Ok(())
     }
 
     /// The ranges of the file fetched so far, in order.
@@ -226,6 +321,72 @@ mod tests {
         let part = [Part::fetched(&fetched)];
         assert!(Loader::new().read_into(&mut value, &part).is_err());
         assert_eq!(value, before, "nothing assigned");
+    }
+
+    /// The file, handed out in pieces of `piece` bytes; refusing the bytes `refused`.
+    struct Pieces {
+        file: Vec<u8>,
+        piece: usize,
+        refused: Option<Range<u64>>,
+    }
+
+    impl RangeSource for Pieces {
+        fn read(&self, at: Range<u64>, take: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+            if self.refused.as_ref() == Some(&at) {
+                return Err(io::Error::other("connection reset"));
+            }
+            let bytes = &self.file[at.start as usize..at.end as usize];
+            bytes.chunks(self.piece).for_each(take);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn streamed_tensors_load_in_every_way_and_a_failed_read_assigns_nothing() {
+        let file = file();
+        let mut fetched = header_of(&file);
+        fetched.stream_from(Arc::new(Pieces {
+            file: file.clone(),
+            piece: 3,
+            refused: None,
+        }));
+        let part = [Part::fetched(&fetched)];
+        let loaded = Loader::new().read::<Vec<Array1<f32>>>(&part);
+        let expected = [
+            array![1.0f32, 2.0],
+            array![3.0f32],
+            array![4.0f32, 5.0, 6.0],
+        ];
+        assert_eq!(loaded.unwrap_or_else(|e| panic!("{e}")).value, expected);
+        let mut value: Vec<Array1<f32>> =
+            vec![Array1::zeros(2), Array1::zeros(1), Array1::zeros(3)];
+        Loader::new()
+            .read_into(&mut value, &part)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(value, expected);
+        let (tree, _) =
+            crate::flax::read(&[crate::Input::Fetched(&fetched)]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tree.len(), 3);
+
+        let refused = fetched.tensors()[1].1.clone();
+        fetched.stream_from(Arc::new(Pieces {
+            file: file.clone(),
+            piece: 3,
+            refused: Some(refused),
+        }));
+        let part = [Part::fetched(&fetched)];
+        let err = Loader::new().read::<Vec<Array1<f32>>>(&part).unwrap_err();
+        assert!(err.to_string().contains("connection reset"), "{err}");
+        assert!(err.to_string().contains("s3://bucket/model"), "{err}");
+        let mut value: Vec<Array1<f32>> =
+            vec![Array1::zeros(2), Array1::zeros(1), Array1::zeros(3)];
+        assert!(Loader::new().read_into(&mut value, &part).is_err());
+        assert_eq!(value[0], Array1::<f32>::zeros(2), "nothing assigned");
+        fetched.stop_streaming();
+        let err = Loader::new()
+            .read::<Vec<Array1<f32>>>(&[Part::fetched(&fetched)])
+            .unwrap_err();
+        assert!(err.to_string().contains("were not fetched"), "{err}");
     }
 
     #[test]

@@ -4,12 +4,17 @@
 //! A load fetches the 8-byte header length, then the header (bounded by
 //! [`MAX_HEADER_LEN`]), decides from the header alone which
 //! tensors the value reads (the same check [`Loader::check_parts`] makes), then fetches only
-//! their byte ranges, adjacent ranges merged, a bounded number of requests in flight, and hands
-//! them to the [`Loader`] as a [`Fetched`] file: strictness, leniencies, collection selection and
-//! metadata work as for local files. Every load returns the [`Stats`] of what it fetched.
+//! their byte ranges, adjacent ranges merged up to [`MAX_REQUEST`] bytes, a bounded number of
+//! requests in flight, and hands them to the [`Loader`] as a [`Fetched`] file: strictness,
+//! leniencies, collection selection, metadata and sharded checkpoints work as for local files.
+//! On a multi-threaded runtime the load runs while the ranges come, each tensor copied from the
+//! bytes as they came straight into its array, each range let go once read. Every load returns
+//! the [`Stats`] of what it fetched.
 //!
 //! A save streams the file into a multipart upload in bounded memory; the object appears only
-//! when the upload completes, and a failed save aborts the upload.
+//! when the upload completes, and a failed save aborts the upload. To the name of an index, a
+//! save writes a sharded checkpoint, its index last. The tree API (`flax`, `haiku`, `objax`)
+//! has [`Remote::load_tree`], [`Remote::load_vars`] and their saves.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -46,6 +51,7 @@ use safejax_core::{Loaded, Loader, Part, PartSpec, SafeParams};
 
 pub mod blocking;
 mod save;
+mod stream;
 mod tree;
 
 /// Bytes of the 8-byte header length that starts every file.
@@ -140,9 +146,10 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 /// is 5 MiB.
 pub const DEFAULT_PART_SIZE: usize = 8 << 20;
 
-/// Ranges fetched in one request are at most this long, so that large files are read
-/// concurrently.
-const MAX_REQUEST: u64 = 16 << 20;
+/// Ranges fetched in one request are at most this long (but for a tensor longer than that), so
+/// that large files are read concurrently (8 MiB is the part size AWS advises for ranged reads
+/// of S3), and a streamed load holds at most about `concurrency + 3` of them beside its value.
+pub const MAX_REQUEST: u64 = 8 << 20;
 
 impl Remote {
     /// The object at `path` in `store`, for callers who build their own store.
@@ -246,8 +253,9 @@ impl Remote {
         let keys = loader.keys_into(value)?;
         let keys: HashSet<&str> = keys.iter().map(String::as_str).collect();
         let mut files = Files::fetch_heads([(self, &PartSpec::whole())]).await?;
-        files.fetch(|name| keys.contains(name)).await?;
-        let loaded = loader.read_into(value, &files.parts())?;
+        let wanted = |name: &str| keys.contains(name);
+        let read = |files: &Files| loader.read_into(value, &files.parts());
+        let loaded = files.load(wanted, read).await?;
         Ok(files.done(loaded))
     }
 
@@ -350,12 +358,7 @@ impl Remote {
         wanted: &impl Fn(&str) -> bool,
         stats: &mut Stats,
     ) -> Result<()> {
-        let needed = fetched
-            .tensors()
-            .into_iter()
-            .filter(|(name, bytes)| !bytes.is_empty() && wanted(name))
-            .map(|(_, bytes)| bytes);
-        let ranges = coalesce(needed, MAX_REQUEST);
+        let ranges = ranges_of(fetched, wanted);
         let mut chunks = futures::stream::iter(ranges)
             .map(|range| async move {
                 let bytes = self.store.get_range(&self.path, range.clone()).await;
@@ -433,8 +436,9 @@ pub async fn read_parts<T: SafeParams>(
     let mut files = Files::fetch_heads(objects).await?;
     let plan = loader.check_parts::<T>(&files.parts())?;
     let ignored: HashSet<&str> = plan.ignored.iter().map(String::as_str).collect();
-    files.fetch(|name| !ignored.contains(name)).await?;
-    let loaded = loader.read::<T>(&files.parts())?;
+    let wanted = |name: &str| !ignored.contains(name);
+    let read = |files: &Files| loader.read::<T>(&files.parts());
+    let loaded = files.load(wanted, read).await?;
     Ok(files.done(loaded))
 }
 
@@ -467,14 +471,46 @@ impl Files {
         Ok(all)
     }
 
-    /// Fetches the tensors whose names are `wanted`.
-    pub(crate) async fn fetch(&mut self, wanted: impl Fn(&str) -> bool) -> Result<()> {
-        for (remote, fetched, _) in &mut self.files {
-            remote
-                .fetch_tensors(fetched, &wanted, &mut self.stats)
-                .await?;
+    /// Fetches the tensors whose names are `wanted` and reads the files with `read`.
+    ///
+    /// On a multi-threaded runtime the load is streamed (see the `stream` module): `read` runs
+    /// on this thread (in [`tokio::task::block_in_place`]) while the ranges are fetched in file
+    /// order, each tensor copied from the bytes that came into its value, each range let go
+    /// once read. On a single-threaded runtime every range is fetched first, then read.
+    pub(crate) async fn load<R>(
+        &mut self,
+        wanted: impl Fn(&str) -> bool,
+        read: impl FnOnce(&Files) -> safejax_core::Result<R>,
+    ) -> Result<R> {
+        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+        if flavor.ok() != Some(tokio::runtime::RuntimeFlavor::MultiThread) {
+            for (remote, fetched, _) in &mut self.files {
+                remote
+                    .fetch_tensors(fetched, &wanted, &mut self.stats)
+                    .await?;
+            }
+            return Ok(read(self)?);
         }
-        Ok(())
+        let mut ranges = Vec::new();
+        for (file, (remote, fetched, _)) in self.files.iter().enumerate() {
+            let merged = ranges_of(fetched, &wanted).into_iter();
+            ranges.extend(merged.map(|range| (file, remote.clone(), range)));
+        }
+        let concurrency = self.files.first().map_or(1, |(r, ..)| r.concurrency);
+        let (shared, task) = stream::start(ranges, concurrency);
+        for (file, (_, fetched, _)) in self.files.iter_mut().enumerate() {
+            let shared = shared.clone();
+            fetched.stream_from(Arc::new(stream::FileStream { shared, file }));
+        }
+        let read = tokio::task::block_in_place(|| read(self));
+        shared.close();
+        for (_, fetched, _) in &mut self.files {
+            fetched.stop_streaming();
+        }
+        let fetched = task.await.map_err(|e| Error::Runtime(format!("{e}")))?;
+        // A failed fetch is the cause of whatever the read made of it.
+        self.stats.add(fetched?);
+        Ok(read?)
     }
 
     /// The parts of the load.
@@ -514,6 +550,17 @@ fn part<'a>(fetched: &'a Fetched, spec: &PartSpec) -> Part<'a> {
         part = part.without_collection();
     }
     part
+}
+
+/// The byte ranges of the tensors of `fetched` whose names are `wanted`, in file order, those
+/// that touch merged up to [`MAX_REQUEST`] bytes.
+fn ranges_of(fetched: &Fetched, wanted: &impl Fn(&str) -> bool) -> Vec<Range<u64>> {
+    let needed = fetched
+        .tensors()
+        .into_iter()
+        .filter(|(name, bytes)| !bytes.is_empty() && wanted(name))
+        .map(|(_, bytes)| bytes);
+    coalesce(needed, MAX_REQUEST)
 }
 
 /// The byte ranges in file order, those that touch merged, each merged one at most `max`

@@ -49,15 +49,17 @@ impl Remote {
     /// variable of `vars` of the same kind, dtype and shape; on any problem nothing is
     /// assigned. Only the tensors of variables `vars` holds are fetched.
     pub async fn load_vars_into(&self, vars: &mut VarCollection) -> Result<Fetch<()>> {
-        let held: HashSet<(&str, objax::VarKind)> = vars
+        let held: HashSet<(String, objax::VarKind)> = vars
             .iter()
-            .map(|(name, var)| (name.as_str(), var.kind.clone()))
+            .map(|(name, var)| (name.clone(), var.kind.clone()))
             .collect();
         let mut files = Files::fetch_heads([(self, &PartSpec::whole())]).await?;
-        files
-            .fetch(|key| held.contains(&objax::split_key(key)))
-            .await?;
-        let metadata = objax::read_with_assignment(&files.inputs(), vars)?;
+        let wanted = |key: &str| {
+            let (name, kind) = objax::split_key(key);
+            held.contains(&(name.to_owned(), kind))
+        };
+        let assign = |files: &Files| objax::read_with_assignment(&files.inputs(), vars);
+        let metadata = files.load(wanted, assign).await?;
         Ok(files.done(Loaded {
             value: (),
             metadata,
@@ -86,8 +88,8 @@ impl Remote {
         read: impl FnOnce(&[Input<'_>]) -> safejax_core::Result<(T, safejax_core::Metadata)>,
     ) -> Result<Fetch<T>> {
         let mut files = Files::fetch_heads([(self, &PartSpec::whole())]).await?;
-        files.fetch(|_| true).await?;
-        let (value, metadata) = read(&files.inputs())?;
+        let read = |files: &Files| read(&files.inputs());
+        let (value, metadata) = files.load(|_| true, read).await?;
         Ok(files.done(Loaded {
             value,
             metadata,

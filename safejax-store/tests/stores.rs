@@ -166,6 +166,30 @@ async fn loads_and_saves_run_as_spawned_tasks() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn loads_on_a_single_threaded_runtime_fetch_first_then_read() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let value = weights();
+    let bytes = Saver::new()
+        .to_bytes(&value)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path = object_store::path::Path::from("model.safetensors");
+    object_store::ObjectStoreExt::put(store.as_ref(), &path, bytes.clone().into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let remote = Remote::new(store, "model.safetensors");
+    let fetched = remote.load::<Vec<Array1<f32>>>(&Loader::new()).await;
+    let fetched = fetched.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fetched.loaded.value, value);
+    assert_eq!(fetched.stats.bytes, bytes.len() as u64);
+    let mut held = vec![Array1::<f32>::zeros(1000); 5];
+    let into = remote.load_into(&Loader::new(), &mut held).await;
+    into.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(held, value);
+    let tree = remote.load_tree().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(tree.loaded.value.len(), 5);
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_save_on_a_single_threaded_runtime_is_refused() {
     let remote = Remote::new(Arc::new(InMemory::new()), "model.safetensors");
     let err = remote.save(&Saver::new(), &weights()).await.unwrap_err();

@@ -172,10 +172,12 @@ impl<'p, 'd> TensorRef<'p, 'd> {
         }
         if let Data::Fetched(fetched) = &self.parsed.data {
             let at = self.file_range();
-            return match fetched.slice(at.clone()) {
-                Some(bytes) => Ok(Cow::Borrowed(bytes)),
-                None => Err(fetched.not_fetched(at)),
-            };
+            match fetched.slice(at.clone()) {
+                Some(bytes) => return Ok(Cow::Borrowed(bytes)),
+                None if !fetched.streams() => return Err(fetched.not_fetched(at)),
+                // Read from the stream below.
+                None => {}
+            }
         }
         let len = self.byte_len();
         let mut out = Vec::with_capacity(len);
@@ -226,7 +228,7 @@ impl<'p, 'd> TensorRef<'p, 'd> {
         }
         let (file, entry) = match (&self.parsed.data, &self.parsed.entries[self.index]) {
             (Data::File(file), entry) => (file, entry),
-            (Data::Fetched(fetched), _) => return Err(fetched.not_fetched(self.file_range())),
+            (Data::Fetched(fetched), _) => return fetched.read_uninit(self.file_range(), out),
             (Data::Memory(_), _) => return Ok(()),
         };
         let at = file.start + entry.start as u64;
