@@ -393,7 +393,10 @@ impl Remote {
             E::NotFound { .. } => "not found".to_owned(),
             E::PermissionDenied { .. } => "access denied".to_owned(),
             E::Unauthenticated { .. } => "access denied: the credentials were refused".to_owned(),
-            other => other.to_string(),
+            other => match connection_failure(other) {
+                Some(what) => format!("{what} ({other})"),
+                None => other.to_string(),
+            },
         };
         Error::Store {
             action,
@@ -402,6 +405,26 @@ impl Remote {
             source: Box::new(source),
         }
     }
+}
+
+/// What went wrong with the connection, in words, if the error is the HTTP client's.
+fn connection_failure(error: &object_store::Error) -> Option<&'static str> {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = cause {
+        if let Some(http) = error.downcast_ref::<HttpError>() {
+            return match http.kind() {
+                HttpErrorKind::Connect => Some("cannot connect to the server"),
+                HttpErrorKind::Request | HttpErrorKind::Interrupted => {
+                    Some("the connection dropped")
+                }
+                HttpErrorKind::Timeout => Some("the request timed out"),
+                _ => None,
+            };
+        }
+        cause = error.source();
+    }
+    None
 }
 
 /// Loads a value from several objects, each holding the collections its [`PartSpec`] names,

@@ -286,6 +286,10 @@ async fn a_server_stopped_before_the_load_fails_it_and_keeps_the_value() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains(remote.url()), "{err}");
+    assert!(
+        err.to_string().contains("cannot connect to the server"),
+        "{err}"
+    );
     assert_eq!(value, before, "nothing assigned");
 }
 
@@ -312,6 +316,9 @@ async fn a_server_stopped_between_the_header_and_the_tensors_fails_the_load() {
             .starts_with(&format!("cannot read `{}`: ", remote.url())),
         "{err}"
     );
+    let text = err.to_string();
+    let gone = ["the connection dropped", "cannot connect to the server"];
+    assert!(gone.iter().any(|cause| text.contains(cause)), "{text}");
     assert_eq!(
         held,
         vec![Array1::<f32>::zeros(10_000); 6],
