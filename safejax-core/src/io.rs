@@ -279,6 +279,18 @@ impl Saver {
     }
 
     /// Writes named tensors to `writer`, as [`Saver::save_tensors`] writes them to a file.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use safejax_core::{Leaf, Saver, Tensor};
+    ///
+    /// let bias = Tensor::from_array(&array![1.0f32, 2.0]);
+    /// let tensors = [("params.Dense_0.bias".to_owned(), &bias as &dyn Leaf)];
+    /// let mut out = Vec::new();
+    /// Saver::new().tensors_to_writer(&tensors, &mut out)?;
+    /// assert_eq!(out, Saver::new().tensors_to_bytes(&tensors)?);
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
     pub fn tensors_to_writer<W: Write>(
         &self,
         tensors: &[(String, &dyn Leaf)],

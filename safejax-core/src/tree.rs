@@ -853,10 +853,6 @@ pub mod objax {
     /// assert_eq!(objax::split_key("(Linear).w"), ("(Linear).w", VarKind::TrainVar));
     /// ```
     pub fn split_key(key: &str) -> (&str, VarKind) {
-        split(key)
-    }
-
-    fn split(key: &str) -> (&str, VarKind) {
         match key.rsplit_once("::") {
             Some((name, kind)) => (name, kind.parse().unwrap_or(VarKind::TrainVar)),
             // Keys written by Objax itself carry no kind.
@@ -894,7 +890,7 @@ pub mod objax {
         let metadata = super::merged_metadata(&mut files);
         let mut vars = VarCollection::new();
         for (key, tensor) in files.iter().flat_map(Parsed::iter) {
-            let (name, kind) = split(key);
+            let (name, kind) = split_key(key);
             let var = super::Var {
                 kind,
                 tensor: Tensor::from_ref(&tensor)?,
@@ -934,7 +930,7 @@ pub mod objax {
         // Every tensor is read before any is assigned: a failed read changes nothing.
         let mut staged = Vec::new();
         for (key, tensor) in files.iter().flat_map(Parsed::iter) {
-            let (name, kind) = split(key);
+            let (name, kind) = split_key(key);
             match vars.get(name) {
                 None => report.unexpected.push(key.to_owned()),
                 Some(var) if var.kind != kind => report.invalid.push(KeyProblem {
@@ -982,6 +978,17 @@ pub mod objax {
     /// Like [`deserialize_with_assignment`], from inputs already opened or fetched, returning
     /// their merged metadata: only the tensors of the variables of `vars` (of the kind the key
     /// says) are read.
+    ///
+    /// ```
+    /// use safejax_core::{Input, objax};
+    /// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/objax_mlp.safetensors");
+    /// let mut vars = objax::deserialize_file(path)?;
+    /// let (_, var) = vars.iter_mut().next().expect("a variable");
+    /// var.kind = objax::VarKind::StateVar;
+    /// let err = objax::read_with_assignment(&[Input::Path(path.as_ref())], &mut vars).unwrap_err();
+    /// assert!(err.to_string().contains("is a TrainVar in the file but a StateVar"), "{err}");
+    /// # Ok::<(), safejax_core::Error>(())
+    /// ```
     pub fn read_with_assignment(
         inputs: &[Input<'_>],
         vars: &mut VarCollection,

@@ -148,7 +148,8 @@ pub const DEFAULT_PART_SIZE: usize = 8 << 20;
 
 /// Ranges fetched in one request are at most this long (but for a tensor longer than that), so
 /// that large files are read concurrently (8 MiB is the part size AWS advises for ranged reads
-/// of S3), and a streamed load holds at most about `concurrency + 3` of them beside its value.
+/// of S3). A streamed load holds about `concurrency + 3` of them beside its value when the value
+/// reads its tensors in file order; a range that comes before its turn waits in memory.
 pub const MAX_REQUEST: u64 = 8 << 20;
 
 impl Remote {
@@ -407,6 +408,12 @@ impl Remote {
     }
 }
 
+/// Whether this runs on a multi-threaded tokio runtime, where a task may block in place.
+fn multi_threaded() -> bool {
+    let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+    flavor.ok() == Some(tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
 /// What went wrong with the connection, in words, if the error is the HTTP client's.
 fn connection_failure(error: &object_store::Error) -> Option<&'static str> {
     use object_store::client::{HttpError, HttpErrorKind};
@@ -505,8 +512,7 @@ impl Files {
         wanted: impl Fn(&str) -> bool,
         read: impl FnOnce(&Files) -> safejax_core::Result<R>,
     ) -> Result<R> {
-        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
-        if flavor.ok() != Some(tokio::runtime::RuntimeFlavor::MultiThread) {
+        if !multi_threaded() {
             for (remote, fetched, _) in &mut self.files {
                 remote
                     .fetch_tensors(fetched, &wanted, &mut self.stats)

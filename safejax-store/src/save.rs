@@ -132,13 +132,13 @@ impl Remote {
         let name = self.path.filename().unwrap_or_default().to_owned();
         let taken = self.live_shards().await?;
         // Checked, and the shards named, before anything is written.
-        let shards: Vec<(String, u64)> = writes
+        let shards: Vec<String> = writes
             .plan(saver, &name, &taken)?
             .shards()
-            .map(|shard| (shard.name().to_owned(), shard.file_len()))
+            .map(|shard| shard.name().to_owned())
             .collect();
         let mut stats = Stats::default();
-        for (k, (shard_name, _)) in shards.iter().enumerate() {
+        for (k, shard_name) in shards.iter().enumerate() {
             let shard = self.sibling(shard_name);
             let uploaded = shard
                 .upload(
@@ -151,19 +151,17 @@ impl Remote {
             match uploaded {
                 Ok(shard_stats) => stats.add(shard_stats),
                 Err(error) => {
-                    for (earlier, _) in &shards[..k] {
-                        let _ = self.store.delete(&self.sibling(earlier).path).await;
-                    }
+                    self.remove(&shards[..k]).await;
                     return Err(error);
                 }
             }
         }
         let json = writes.plan(saver, &name, &taken)?.index().to_json();
         let index_len = json.len() as u64;
-        self.store
-            .put(&self.path, Bytes::from(json).into())
-            .await
-            .map_err(|e| self.store_error("write", e))?;
+        if let Err(error) = self.store.put(&self.path, Bytes::from(json).into()).await {
+            self.remove(&shards).await;
+            return Err(self.store_error("write", error));
+        }
         stats.add(Stats {
             requests: 1,
             bytes: index_len,
@@ -172,11 +170,16 @@ impl Remote {
         let stale = writes
             .plan(saver, &name, &taken)?
             .stale(&taken, present.iter().map(String::as_str));
-        for shard in stale {
-            // A shard that cannot be removed is garbage that no index names.
-            let _ = self.store.delete(&self.sibling(&shard).path).await;
-        }
+        self.remove(&stale).await;
         Ok(stats)
+    }
+
+    /// Removes the shards `names` beside this index, as far as the store lets it: a shard that
+    /// cannot be removed is garbage that no index names.
+    async fn remove(&self, names: &[String]) {
+        for name in names {
+            let _ = self.store.delete(&self.sibling(name).path).await;
+        }
     }
 
     /// Whether the object is the index of a sharded checkpoint.
@@ -186,8 +189,7 @@ impl Remote {
 
     /// Refuses a runtime a save cannot run on.
     fn check_runtime(&self) -> Result<()> {
-        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
-        if flavor.ok() == Some(tokio::runtime::RuntimeFlavor::MultiThread) {
+        if crate::multi_threaded() {
             return Ok(());
         }
         Err(Error::Runtime(format!(
