@@ -9,7 +9,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use safejax_core::{Loader, PartSpec, SafeParams, Saver};
 use safejax_derive::SafeParams;
-use safejax_store::{Error, read_parts};
+use safejax_store::{Error, Fetch, Remote, read_parts};
 
 use server::{KEY, start};
 
@@ -81,6 +81,28 @@ struct NetParams {
     linear_1: Linear,
 }
 
+/// Loads a list of vectors strictly, failing the test on an error.
+async fn load_weights(remote: &Remote) -> Fetch<Vec<Array1<f32>>> {
+    let fetched = remote.load::<Vec<Array1<f32>>>(&Loader::new()).await;
+    fetched.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Saves a list of vectors, failing the test on an error.
+async fn save_weights(remote: &Remote, saver: &Saver, value: &Vec<Array1<f32>>) {
+    let saved = remote.save(saver, value).await;
+    saved.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// [`weights`] saved to `run/model.safetensors.index.json` in three shards: the index, the
+/// saver and the value.
+async fn saved_sharded(server: &server::Server) -> (Remote, Saver, Vec<Array1<f32>>) {
+    let remote = server.remote("run/model.safetensors.index.json");
+    let saver = Saver::new().max_shard_size(100_000);
+    let value = weights();
+    save_weights(&remote, &saver, &value).await;
+    (remote, saver, value)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_and_a_load_round_trip_through_the_server() {
     let server = start().await;
@@ -88,19 +110,13 @@ async fn a_save_and_a_load_round_trip_through_the_server() {
     let value = weights();
     let metadata = [("epoch".to_owned(), "3".to_owned())].into();
     let saver = Saver::new().metadata(metadata);
-    remote
-        .save(&saver, &value)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    save_weights(&remote, &saver, &value).await;
     let bytes = saver.to_bytes(&value).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         remote.size().await.unwrap_or_else(|e| panic!("{e}")),
         bytes.len() as u64
     );
-    let fetched = remote
-        .load::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let fetched = load_weights(&remote).await;
     assert_eq!(fetched.loaded.value, value);
     assert_eq!(fetched.loaded.metadata["epoch"], "3");
     assert_eq!(
@@ -202,10 +218,7 @@ async fn a_load_of_some_tensors_fetches_the_header_and_those() {
     let server = start().await;
     let remote = server.remote("model.safetensors");
     let value = weights();
-    remote
-        .save(&Saver::new(), &value)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    save_weights(&remote, &Saver::new(), &value).await;
     let bytes = Saver::new()
         .to_bytes(&value)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -232,10 +245,7 @@ async fn a_load_of_some_tensors_fetches_the_header_and_those() {
 async fn wrong_credentials_and_a_missing_object_are_errors_naming_the_url() {
     let server = start().await;
     let remote = server.remote("model.safetensors");
-    remote
-        .save(&Saver::new(), &weights())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    save_weights(&remote, &Saver::new(), &weights()).await;
     let wrong = server.remote_as(KEY, "not-the-secret", "model.safetensors");
     let err = wrong
         .load::<Vec<Array1<f32>>>(&Loader::new())
@@ -272,10 +282,7 @@ async fn wrong_credentials_and_a_missing_object_are_errors_naming_the_url() {
 async fn a_server_stopped_before_the_load_fails_it_and_keeps_the_value() {
     let server = start().await;
     let remote = server.remote("model.safetensors");
-    remote
-        .save(&Saver::new(), &weights())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    save_weights(&remote, &Saver::new(), &weights()).await;
     server.task.abort();
     let _ = server.task.await;
     let mut value = vec![array![0.0f32]; 6];
@@ -298,10 +305,7 @@ async fn a_server_stopped_between_the_header_and_the_tensors_fails_the_load() {
     let server = start().await;
     let remote = server.remote("model.safetensors");
     let value = weights();
-    remote
-        .save(&Saver::new(), &value)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    save_weights(&remote, &Saver::new(), &value).await;
     // The third read is the first of the tensors: the header length and the header come,
     // then the server goes away in the middle of the load.
     server.stop_at(http::Method::GET, 3);
@@ -412,10 +416,7 @@ async fn a_sharded_checkpoint_made_elsewhere_loads_from_its_index() {
     }
     assert_eq!(names.len(), 4, "an index and three shards: {names:?}");
     let remote = server.remote("run/model.safetensors.index.json");
-    let fetched = remote
-        .load::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let fetched = load_weights(&remote).await;
     assert_eq!(fetched.loaded.value, value);
     assert!(fetched.loaded.warnings.is_empty());
     let total: u64 = names
@@ -449,13 +450,7 @@ async fn a_sharded_checkpoint_made_elsewhere_loads_from_its_index() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_save_writes_its_shards_then_its_index() {
     let server = start().await;
-    let remote = server.remote("run/model.safetensors.index.json");
-    let saver = Saver::new().max_shard_size(100_000);
-    let value = weights();
-    remote
-        .save(&saver, &value)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (remote, saver, value) = saved_sharded(&server).await;
     let shards = [
         "model-00001-of-00003.safetensors",
         "model-00002-of-00003.safetensors",
@@ -492,19 +487,13 @@ async fn a_sharded_save_writes_its_shards_then_its_index() {
         let remote_bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{e}"));
         assert!(local == remote_bytes, "{name} differs");
     }
-    let fetched = remote
-        .load::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let fetched = load_weights(&remote).await;
     assert_eq!(fetched.loaded.value, value);
 
     // Saved again: the new shards take names the index in place does not hold, and the old
     // ones are removed once the new index is written.
     let update: Vec<Array1<f32>> = value.iter().map(|a| a * 2.0).collect();
-    remote
-        .save(&saver, &update)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    save_weights(&remote, &saver, &update).await;
     assert_eq!(
         server.listing("run"),
         [
@@ -514,10 +503,7 @@ async fn a_sharded_save_writes_its_shards_then_its_index() {
             "model.safetensors.index.json",
         ]
     );
-    let fetched = remote
-        .load::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let fetched = load_weights(&remote).await;
     assert_eq!(fetched.loaded.value, update);
     server.task.abort();
 }
@@ -525,13 +511,7 @@ async fn a_sharded_save_writes_its_shards_then_its_index() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_save_cut_midway_leaves_the_checkpoint_in_place() {
     let server = start().await;
-    let remote = server.remote("run/model.safetensors.index.json");
-    let saver = Saver::new().max_shard_size(100_000);
-    let value = weights();
-    remote
-        .save(&saver, &value)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (remote, saver, value) = saved_sharded(&server).await;
     let puts = server
         .log()
         .iter()
@@ -548,10 +528,7 @@ async fn a_sharded_save_cut_midway_leaves_the_checkpoint_in_place() {
     );
     let server = server.restart().await;
     let remote = server.remote("run/model.safetensors.index.json");
-    let fetched = remote
-        .load::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let fetched = load_weights(&remote).await;
     assert_eq!(fetched.loaded.value, value, "the old checkpoint, whole");
 
     // A failure the store reports (rather than a server gone) removes the shards written.

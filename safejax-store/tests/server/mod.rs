@@ -42,10 +42,26 @@ struct Gate {
     /// The `Content-Length` of every object body sent (GET), summed.
     sent: AtomicU64,
     /// Stop at the request of this method and number (1 for the first), before answering it.
-    stop_at: Mutex<Option<(http::Method, u64)>>,
+    stop_at: Cue,
     stop: Notify,
     /// Answer every request of this method from this number on with a server error.
-    fail_from: Mutex<Option<(http::Method, u64)>>,
+    fail_from: Cue,
+}
+
+/// A method and a request number, when set.
+#[derive(Default)]
+struct Cue(Mutex<Option<(http::Method, u64)>>);
+
+impl Cue {
+    fn set(&self, method: http::Method, nth: u64) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((method, nth));
+    }
+
+    /// Whether the cue is set for `method` and its number passes `test`.
+    fn is(&self, method: &http::Method, test: impl Fn(u64) -> bool) -> bool {
+        let cue = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cue.as_ref().is_some_and(|(m, n)| m == method && test(*n))
+    }
 }
 
 /// The S3 service, with the [`Gate`] in front.
@@ -70,20 +86,8 @@ impl hyper::service::Service<http::Request<Incoming>> for Gated {
                 .filter(|l| l.starts_with(&format!("{method} ")))
                 .count() as u64
         };
-        let stop_here = self
-            .gate
-            .stop_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|(m, n)| *m == method && *n == nth);
-        let fail_here = self
-            .gate
-            .fail_from
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|(m, n)| *m == method && nth >= *n);
+        let stop_here = self.gate.stop_at.is(&method, |n| n == nth);
+        let fail_here = self.gate.fail_from.is(&method, |n| nth >= n);
         if fail_here {
             let response = http::Response::builder()
                 .status(http::StatusCode::INTERNAL_SERVER_ERROR)
@@ -224,17 +228,13 @@ impl Server {
     /// Makes the server stop when the `nth` request of `method` (counting those already
     /// answered) comes, before it is answered.
     pub fn stop_at(&self, method: http::Method, nth: u64) {
-        *self.gate.stop_at.lock().unwrap_or_else(|e| e.into_inner()) = Some((method, nth));
+        self.gate.stop_at.set(method, nth);
     }
 
     /// Makes the server answer every request of `method` from the `nth` on (counting those
     /// already answered) with a server error, as a failing disk would.
     pub fn fail_from(&self, method: http::Method, nth: u64) {
-        *self
-            .gate
-            .fail_from
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some((method, nth));
+        self.gate.fail_from.set(method, nth);
     }
 
     /// The names of the files in the server's directory that are not objects of the bucket:
