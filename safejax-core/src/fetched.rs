@@ -220,6 +220,10 @@ impl Fetched {
 
     /// The bytes `at` of the file, if a fetched range holds them all.
     pub(crate) fn slice(&self, at: Range<u64>) -> Option<&[u8]> {
+        if at.is_empty() {
+            // An empty tensor has no bytes to fetch.
+            return Some(&[]);
+        }
         let after = self.chunks.partition_point(|(start, _)| *start <= at.start);
         self.chunks[..after]
             .iter()

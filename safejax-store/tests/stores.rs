@@ -75,6 +75,22 @@ async fn typed_and_sharded_checkpoints_round_trip_through_each_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_tensors_load_with_nothing_to_fetch() {
+    let value = vec![Array1::<f32>::zeros(0), array![1.0f32], Array1::zeros(0)];
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (name, store) in stores(dir.path()) {
+        let remote = Remote::new(store, "empty.safetensors");
+        let saved = remote.save(&Saver::new(), &value).await;
+        saved.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let fetched = remote.load::<Vec<Array1<f32>>>(&Loader::new()).await;
+        let fetched = fetched.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(fetched.loaded.value, value, "{name}");
+        let tree = remote.load_tree().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(tree.loaded.value.len(), 3, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tree_api_round_trips_through_each_store() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
