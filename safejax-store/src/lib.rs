@@ -146,10 +146,12 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 /// is 5 MiB.
 pub const DEFAULT_PART_SIZE: usize = 8 << 20;
 
-/// Ranges fetched in one request are at most this long (but for a tensor longer than that), so
-/// that large files are read concurrently (8 MiB is the part size AWS advises for ranged reads
-/// of S3). A streamed load holds about `concurrency + 3` of them beside its value when the value
-/// reads its tensors in file order; a range that comes before its turn waits in memory.
+/// Ranges fetched in one request are at most this long, so that large files and large tensors
+/// are read concurrently (8 MiB is the part size AWS advises for ranged reads of S3). A streamed
+/// load holds about `concurrency + 3` of them beside its value when the value reads its tensors
+/// in file order; a range that comes before its turn waits in memory. (On a single-threaded
+/// runtime, where every range is fetched before the load, a tensor longer than this is fetched
+/// in one request.)
 pub const MAX_REQUEST: u64 = 8 << 20;
 
 impl Remote {
@@ -359,7 +361,8 @@ impl Remote {
         wanted: &impl Fn(&str) -> bool,
         stats: &mut Stats,
     ) -> Result<()> {
-        let ranges = ranges_of(fetched, wanted);
+        // Each tensor within one request: a fetched range is read as one slice.
+        let ranges = ranges_of(fetched, wanted, MAX_REQUEST);
         let mut chunks = futures::stream::iter(ranges)
             .map(|range| async move {
                 let bytes = self.store.get_range(&self.path, range.clone()).await;
@@ -522,8 +525,11 @@ impl Files {
         }
         let mut ranges = Vec::new();
         for (file, (remote, fetched, _)) in self.files.iter().enumerate() {
-            let merged = ranges_of(fetched, &wanted).into_iter();
-            ranges.extend(merged.map(|range| (file, remote.clone(), range)));
+            // Runs of adjacent tensors, in requests of at most `MAX_REQUEST` bytes: a long
+            // tensor is fetched in several, concurrently, and read as they come.
+            let runs = ranges_of(fetched, &wanted, u64::MAX);
+            let requests = stream::split(&runs, MAX_REQUEST).into_iter();
+            ranges.extend(requests.map(|range| (file, remote.clone(), range)));
         }
         let concurrency = self.files.first().map_or(1, |(r, ..)| r.concurrency);
         let (shared, task) = stream::start(ranges, concurrency);
@@ -582,14 +588,14 @@ fn part<'a>(fetched: &'a Fetched, spec: &PartSpec) -> Part<'a> {
 }
 
 /// The byte ranges of the tensors of `fetched` whose names are `wanted`, in file order, those
-/// that touch merged up to [`MAX_REQUEST`] bytes.
-fn ranges_of(fetched: &Fetched, wanted: &impl Fn(&str) -> bool) -> Vec<Range<u64>> {
+/// that touch merged up to `max` bytes.
+fn ranges_of(fetched: &Fetched, wanted: &impl Fn(&str) -> bool, max: u64) -> Vec<Range<u64>> {
     let needed = fetched
         .tensors()
         .into_iter()
         .filter(|(name, bytes)| !bytes.is_empty() && wanted(name))
         .map(|(_, bytes)| bytes);
-    coalesce(needed, MAX_REQUEST)
+    coalesce(needed, max)
 }
 
 /// The byte ranges in file order, those that touch merged, each merged one at most `max`

@@ -61,23 +61,27 @@ pub(crate) struct FileStream {
 impl RangeSource for FileStream {
     fn read(&self, at: Range<u64>, take: &mut dyn FnMut(&[u8])) -> io::Result<()> {
         let mut state = self.shared.lock();
-        loop {
+        // A tensor may span ranges (one longer than a request is fetched in several): its
+        // bytes are handed out range by range, from `at` on, as each comes.
+        let mut at = at;
+        while !at.is_empty() {
             let holding = state
                 .arrived
                 .range(..=(self.file, at.start))
                 .next_back()
-                .filter(|((file, start), got)| *file == self.file && at.end <= start + got.len)
+                .filter(|((file, start), got)| *file == self.file && at.start < start + got.len)
                 .map(|(key, _)| *key);
-            if let Some(key) = holding {
-                let Some(got) = state.arrived.get_mut(&key) else {
-                    continue;
-                };
-                hand_out(&got.pieces, at.start - key.1, at.end - at.start, take);
-                got.unread = got.unread.saturating_sub(at.end - at.start);
+            if let Some(key) = holding
+                && let Some(got) = state.arrived.get_mut(&key)
+            {
+                let end = at.end.min(key.1 + got.len);
+                hand_out(&got.pieces, at.start - key.1, end - at.start, take);
+                got.unread = got.unread.saturating_sub(end - at.start);
                 if got.unread == 0 {
                     state.arrived.remove(&key);
                 }
-                return Ok(());
+                at.start = end;
+                continue;
             }
             let Some(receiver) = state.receiver.as_mut() else {
                 return Err(io::Error::other("the load is over"));
@@ -101,6 +105,7 @@ impl RangeSource for FileStream {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -120,6 +125,20 @@ fn hand_out(pieces: &[Bytes], mut from: u64, mut len: u64, take: &mut dyn FnMut(
             return;
         }
     }
+}
+
+/// The requests that fetch `ranges`: each cut into pieces of at most `max` bytes.
+pub(crate) fn split(ranges: &[Range<u64>], max: u64) -> Vec<Range<u64>> {
+    let mut requests = Vec::new();
+    for range in ranges {
+        let mut from = range.start;
+        while from < range.end {
+            let to = range.end.min(from.saturating_add(max.max(1)));
+            requests.push(from..to);
+            from = to;
+        }
+    }
+    requests
 }
 
 /// Starts fetching `ranges` (each the file's index in the load, its object and the byte range)
@@ -234,6 +253,34 @@ mod tests {
         let stats = task.await.unwrap_or_else(|e| panic!("{e}"));
         let stats = stats.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((stats.requests, stats.bytes), (3, 80));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_spans_the_ranges_a_long_tensor_was_fetched_in() {
+        let store = Arc::new(InMemory::new());
+        let file: Vec<u8> = (0..100u8).collect();
+        store
+            .put(&"f".into(), file.clone().into())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let remote = Remote::new(store, "f");
+        let jobs = split(&[0..100], 30).into_iter();
+        let (shared, task) = start(jobs.map(|r| (0, remote.clone(), r)).collect(), 2);
+        let stream = FileStream { shared, file: 0 };
+        tokio::task::block_in_place(|| {
+            assert_eq!(read(&stream, 0..95).ok(), Some(file[..95].to_vec()));
+            assert_eq!(stream.shared.lock().arrived.len(), 1, "the last range only");
+            assert_eq!(read(&stream, 95..100).ok(), Some(file[95..].to_vec()));
+            assert!(stream.shared.lock().arrived.is_empty());
+        });
+        let stats = task.await.unwrap_or_else(|e| panic!("{e}"));
+        let stats = stats.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((stats.requests, stats.bytes), (4, 100));
+    }
+
+    #[test]
+    fn long_ranges_are_split_into_requests() {
+        assert_eq!(split(&[0..10, 20..95], 30), [0..10, 20..50, 50..80, 80..95]);
     }
 
     #[test]

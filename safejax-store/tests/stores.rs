@@ -75,6 +75,22 @@ async fn typed_and_sharded_checkpoints_round_trip_through_each_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tensor_longer_than_a_request_is_fetched_in_several() {
+    // 20 MiB of data: requests of 8, 8 and 4 MiB after the header's two.
+    let value = vec![Array1::from_iter((0..5 << 20).map(|i| i as f32))];
+    let remote = Remote::new(Arc::new(InMemory::new()), "long.safetensors");
+    remote
+        .save(&Saver::new(), &value)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fetched = remote.load::<Vec<Array1<f32>>>(&Loader::new()).await;
+    let fetched = fetched.unwrap_or_else(|e| panic!("{e}"));
+    assert!(fetched.loaded.value == value);
+    assert_eq!(fetched.stats.requests, 5);
+    assert_eq!(safejax_store::MAX_REQUEST, 8 << 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_tensors_load_with_nothing_to_fetch() {
     let value = vec![Array1::<f32>::zeros(0), array![1.0f32], Array1::zeros(0)];
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -85,7 +101,10 @@ async fn empty_tensors_load_with_nothing_to_fetch() {
         let fetched = remote.load::<Vec<Array1<f32>>>(&Loader::new()).await;
         let fetched = fetched.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(fetched.loaded.value, value, "{name}");
-        let tree = remote.load_tree().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let tree = remote
+            .load_tree()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(tree.loaded.value.len(), 3, "{name}");
     }
 }
