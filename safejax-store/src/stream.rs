@@ -264,7 +264,8 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let remote = Remote::new(store, "f");
-        let jobs = split(&[0..100], 30).into_iter();
+        let whole = std::slice::from_ref(&(0..100));
+        let jobs = split(whole, 30).into_iter();
         let (shared, task) = start(jobs.map(|r| (0, remote.clone(), r)).collect(), 2);
         let stream = FileStream { shared, file: 0 };
         tokio::task::block_in_place(|| {
