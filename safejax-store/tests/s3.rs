@@ -542,3 +542,62 @@ async fn a_sharded_save_cut_midway_leaves_the_checkpoint_in_place() {
     );
     server.task.abort();
 }
+
+/// The variable that tells [`loads_from_the_url_in_the_environment`] what to load.
+const URL_VARIABLE: &str = "SAFEJAX_TEST_S3_URL";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_takes_its_endpoint_and_credentials_from_the_environment() {
+    let server = start().await;
+    let value = weights();
+    save_weights(
+        &server.remote("env/model.safetensors"),
+        &Saver::new(),
+        &value,
+    )
+    .await;
+    // This test binary again, running only the test below, with nothing in its environment
+    // but what an S3 user sets.
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let endpoint = server.endpoint.clone();
+    let child = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(exe)
+            .args(["--exact", "loads_from_the_url_in_the_environment"])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env_clear()
+            .env(URL_VARIABLE, "s3://ckpt/env/model.safetensors")
+            .env("AWS_ENDPOINT", endpoint)
+            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_SECRET_ACCESS_KEY", server::SECRET)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ALLOW_HTTP", "true")
+            .output()
+    });
+    let output = child.await.unwrap_or_else(|e| panic!("{e}"));
+    let output = output.unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let expected = format!("loaded 6 tensors, {} bytes fetched", server.sent());
+    assert!(stdout.contains(&expected), "{stdout}");
+    server.task.abort();
+}
+
+/// Loads what [`URL_VARIABLE`] names with the blocking call, configured from the environment
+/// alone; run by the test above.
+#[test]
+#[ignore = "run by a_url_takes_its_endpoint_and_credentials_from_the_environment"]
+fn loads_from_the_url_in_the_environment() {
+    let url = std::env::var(URL_VARIABLE).unwrap_or_else(|e| panic!("{URL_VARIABLE}: {e}"));
+    let fetched = safejax_store::blocking::load::<Vec<Array1<f32>>>(&url);
+    let fetched = fetched.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fetched.loaded.value, weights());
+    println!(
+        "loaded {} tensors, {} bytes fetched",
+        fetched.loaded.value.len(),
+        fetched.stats.bytes
+    );
+}
