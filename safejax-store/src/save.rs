@@ -86,6 +86,7 @@ impl Writes for VarCollection {
 impl Remote {
     /// Saves a value as one object, streamed through a multipart upload: at most a few parts
     /// in memory, the object visible only once complete, the upload aborted if the save fails.
+    /// A file no longer than one part ([`Remote::part_size`]) is put in one request instead.
     ///
     /// To an object named like the index of a sharded checkpoint (ending with `.json`, as
     /// `model.safetensors.index.json`), the value is saved as a sharded checkpoint, as
@@ -230,31 +231,23 @@ impl Remote {
             .unwrap_or_default()
     }
 
-    /// Streams what `write` writes into a multipart upload of this object: the calling task
-    /// writes into parts of [`Remote::part_size`] bytes while another task uploads them, at
-    /// most [`Remote::concurrency`] at once. The object appears when the upload completes;
-    /// a failure on either side aborts it.
+    /// Streams what `write` writes into this object: the calling task writes into parts of
+    /// [`Remote::part_size`] bytes while another task uploads them, at most
+    /// [`Remote::concurrency`] at once, in a multipart upload that completes only once `write`
+    /// has succeeded; a failure on either side aborts it. A file of one part at most is put in
+    /// one request, once written whole. Either way the object appears whole or not at all.
     async fn upload(
         &self,
         write: impl FnOnce(&mut dyn Write) -> safejax_core::Result<()>,
     ) -> Result<Stats> {
         self.check_runtime()?;
-        let upload = self.store.put_multipart(&self.path).await;
-        let upload = upload.map_err(|e| self.store_error("write", e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
-        let (sender, mut receiver) = mpsc::channel::<Bytes>(2);
-        let concurrency = self.concurrency;
-        let uploader = tokio::spawn(async move {
-            let mut stats = Stats::default();
-            while let Some(chunk) = receiver.recv().await {
-                if let Err(error) = writer.wait_for_capacity(concurrency).await {
-                    return (writer, Err(error), stats);
-                }
-                stats.bytes += chunk.len() as u64;
-                writer.put(chunk);
-            }
-            (writer, Ok(()), stats)
-        });
+        let (sender, receiver) = mpsc::channel::<Bytes>(2);
+        let uploader = tokio::spawn(upload_parts(
+            self.clone(),
+            receiver,
+            self.part_size,
+            self.concurrency,
+        ));
         let serialized = tokio::task::block_in_place(|| {
             let mut chunks = Chunks {
                 sender,
@@ -265,28 +258,80 @@ impl Remote {
             chunks.flush_chunk();
             Ok::<_, safejax_core::Error>(())
         });
-        let (writer, uploaded, mut stats) = uploader
+        let (pending, uploaded, mut stats) = uploader
             .await
             .map_err(|e| Error::Runtime(format!("cannot write `{}`: {e}", self.url)))?;
-        match (serialized, uploaded) {
-            (Ok(()), Ok(())) => {
-                stats.requests = stats.bytes.div_ceil(self.part_size as u64).max(1);
+        match (serialized, uploaded, pending) {
+            (Ok(()), Ok(()), Pending::Small(bytes)) => {
+                stats.requests = 1;
+                let bytes = bytes.unwrap_or_default();
+                self.store
+                    .put(&self.path, bytes.into())
+                    .await
+                    .map_err(|e| self.store_error("write", e))?;
+                Ok(stats)
+            }
+            (Ok(()), Ok(()), Pending::Multipart(writer)) => {
+                stats.requests = stats.bytes.div_ceil(self.part_size as u64);
                 writer
                     .finish()
                     .await
                     .map_err(|e| self.store_error("write", e))?;
                 Ok(stats)
             }
-            (serialized, uploaded) => {
+            (serialized, uploaded, pending) => {
                 // The upload's parts are discarded; the error that stopped the save is reported,
                 // the store's first: a failed upload stops the writer too.
-                let _ = writer.abort().await;
+                if let Pending::Multipart(writer) = pending {
+                    let _ = writer.abort().await;
+                }
                 uploaded.map_err(|e| self.store_error("write", e))?;
                 serialized?;
                 Ok(stats)
             }
         }
     }
+}
+
+/// What an upload holds when the writing is over: the one part of a small file, not yet put, or
+/// a multipart upload, not yet completed.
+enum Pending {
+    Small(Option<Bytes>),
+    Multipart(WriteMultipart),
+}
+
+/// Takes the parts `receiver` hands on: one part at most is kept, to be put whole; a second
+/// starts a multipart upload of them all.
+async fn upload_parts(
+    remote: Remote,
+    mut receiver: mpsc::Receiver<Bytes>,
+    part_size: usize,
+    concurrency: usize,
+) -> (Pending, object_store::Result<()>, Stats) {
+    let mut stats = Stats::default();
+    let Some(first) = receiver.recv().await else {
+        return (Pending::Small(None), Ok(()), stats);
+    };
+    stats.bytes = first.len() as u64;
+    let Some(second) = receiver.recv().await else {
+        return (Pending::Small(Some(first)), Ok(()), stats);
+    };
+    let upload = match remote.store.put_multipart(&remote.path).await {
+        Ok(upload) => upload,
+        Err(error) => return (Pending::Small(None), Err(error), stats),
+    };
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
+    writer.put(first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
+        if let Err(error) = writer.wait_for_capacity(concurrency).await {
+            return (Pending::Multipart(writer), Err(error), stats);
+        }
+        stats.bytes += chunk.len() as u64;
+        writer.put(chunk);
+        next = receiver.recv().await;
+    }
+    (Pending::Multipart(writer), Ok(()), stats)
 }
 
 impl Stats {

@@ -110,12 +110,39 @@ async fn a_save_and_a_load_round_trip_through_the_server() {
     let value = weights();
     let metadata = [("epoch".to_owned(), "3".to_owned())].into();
     let saver = Saver::new().metadata(metadata);
-    save_weights(&remote, &saver, &value).await;
+    let saved = remote.save(&saver, &value).await;
+    let saved = saved.unwrap_or_else(|e| panic!("{e}"));
     let bytes = saver.to_bytes(&value).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((saved.requests, saved.bytes), (1, bytes.len() as u64));
+    // Smaller than a part: put in one request, not a multipart upload.
+    assert_eq!(server.log(), ["PUT /ckpt/model.safetensors"]);
     assert_eq!(
         remote.size().await.unwrap_or_else(|e| panic!("{e}")),
         bytes.len() as u64
     );
+
+    // Larger: a multipart upload of 5 MiB parts.
+    let big = server.remote("big.safetensors").part_size(5 << 20);
+    let large: Vec<Array1<f32>> = (0..3).map(|_| Array1::zeros(1 << 20)).collect();
+    let saved = big.save(&Saver::new(), &large).await;
+    assert_eq!(saved.unwrap_or_else(|e| panic!("{e}")).requests, 3);
+    let writes = server.log().into_iter().skip(2);
+    let writes: Vec<String> = writes
+        .map(|l| l.split('?').next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            "POST /ckpt/big.safetensors",
+            "PUT /ckpt/big.safetensors",
+            "PUT /ckpt/big.safetensors",
+            "PUT /ckpt/big.safetensors",
+            "POST /ckpt/big.safetensors"
+        ]
+    );
+    assert!(load_weights(&big).await.loaded.value == large);
+
+    let sent_before = server.sent();
     let fetched = load_weights(&remote).await;
     assert_eq!(fetched.loaded.value, value);
     assert_eq!(fetched.loaded.metadata["epoch"], "3");
@@ -124,7 +151,11 @@ async fn a_save_and_a_load_round_trip_through_the_server() {
         bytes.len() as u64,
         "the whole file, once"
     );
-    assert_eq!(server.sent(), fetched.stats.bytes, "counted at the server");
+    assert_eq!(
+        server.sent() - sent_before,
+        fetched.stats.bytes,
+        "counted at the server"
+    );
     // Header length, header, and the six adjacent tensors in one request.
     assert_eq!(fetched.stats.requests, 3);
     server.task.abort();
