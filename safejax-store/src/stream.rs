@@ -213,6 +213,17 @@ mod tests {
 
     use super::*;
 
+    /// An object of the bytes 0 to 99 in memory, and those bytes.
+    async fn hundred_bytes() -> (Remote, Vec<u8>) {
+        let store = Arc::new(InMemory::new());
+        let file: Vec<u8> = (0..100u8).collect();
+        store
+            .put(&"f".into(), file.clone().into())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        (Remote::new(store, "f"), file)
+    }
+
     /// Reads `at` from `stream` into a vector.
     fn read(stream: &FileStream, at: Range<u64>) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
@@ -222,13 +233,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ranges_are_let_go_once_read_and_a_range_that_never_comes_is_an_error() {
-        let store = Arc::new(InMemory::new());
-        let file: Vec<u8> = (0..100u8).collect();
-        store
-            .put(&"f".into(), file.clone().into())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let remote = Remote::new(store, "f");
+        let (remote, file) = hundred_bytes().await;
         let ranges = [0..10, 10..40, 60..100];
         let jobs = ranges.iter().map(|r| (0, remote.clone(), r.clone()));
         let (shared, task) = start(jobs.collect(), 2);
@@ -257,13 +262,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_read_spans_the_ranges_a_long_tensor_was_fetched_in() {
-        let store = Arc::new(InMemory::new());
-        let file: Vec<u8> = (0..100u8).collect();
-        store
-            .put(&"f".into(), file.clone().into())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let remote = Remote::new(store, "f");
+        let (remote, file) = hundred_bytes().await;
         let whole = std::slice::from_ref(&(0..100));
         let jobs = split(whole, 30).into_iter();
         let (shared, task) = start(jobs.map(|r| (0, remote.clone(), r)).collect(), 2);
