@@ -2,6 +2,7 @@
 //! directory on 127.0.0.1, its access log counting the bytes it sent. Skipped, loudly, when no
 //! `nginx` binary is installed (`.ci/run` installs one).
 
+mod common;
 mod nginx;
 
 use std::time::Instant;
@@ -10,6 +11,7 @@ use ndarray::Array1;
 use object_store::ObjectStoreExt;
 use safejax_core::{Loader, Saver};
 
+use common::{load_error, load_weights};
 use nginx::{nginx_binary, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,10 +31,7 @@ async fn a_partial_load_over_http_costs_the_header_and_the_tensors_it_reads() {
     std::fs::write(&www, &bytes).unwrap_or_else(|e| panic!("{e}"));
     let remote = nginx.remote("model.safetensors");
 
-    let whole = remote
-        .load::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let whole = load_weights(&remote).await;
     assert_eq!(whole.loaded.value, weights);
     assert_eq!(whole.stats.bytes, bytes.len() as u64);
     assert_eq!(
@@ -55,10 +54,7 @@ async fn a_partial_load_over_http_costs_the_header_and_the_tensors_it_reads() {
     );
 
     let missing = nginx.remote("none.safetensors");
-    let err = missing
-        .load::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_err();
+    let err = load_error(&missing).await;
     assert!(
         err.to_string()
             .starts_with(&format!("cannot read `{}`: not found", missing.url())),
@@ -96,10 +92,7 @@ async fn a_partial_load_against_a_whole_one() {
     assert!(file[..] == bytes[..]);
 
     let started = Instant::now();
-    let whole = remote
-        .load::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let whole = load_weights(&remote).await;
     let whole_time = started.elapsed();
     let started = Instant::now();
     let partial = remote
@@ -139,10 +132,7 @@ async fn a_server_ignoring_ranges_is_an_error_naming_the_url() {
     std::fs::create_dir(&www).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(www.join("model.safetensors"), &bytes).unwrap_or_else(|e| panic!("{e}"));
     let remote = nginx.remote("whole/model.safetensors");
-    let err = remote
-        .load::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_err();
+    let err = load_error(&remote).await;
     assert!(
         err.to_string()
             .starts_with(&format!("cannot read `{}`", remote.url())),

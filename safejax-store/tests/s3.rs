@@ -2,6 +2,7 @@
 //! of whole files, of one collection and of parts, sharded checkpoints, and the failures a
 //! remote store has.
 
+mod common;
 mod server;
 
 use ndarray::{Array1, Array2, array};
@@ -9,8 +10,9 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use safejax_core::{Loader, PartSpec, SafeParams, Saver};
 use safejax_derive::SafeParams;
-use safejax_store::{Error, Fetch, Remote, read_parts};
+use safejax_store::{Error, Remote, read_parts};
 
+use common::{load_error, load_weights, save_weights};
 use server::{KEY, start};
 
 fn weights() -> Vec<Array1<f32>> {
@@ -79,18 +81,6 @@ struct NetParams {
     linear: Linear,
     batch_norm: Norm,
     linear_1: Linear,
-}
-
-/// Loads a list of vectors strictly, failing the test on an error.
-async fn load_weights(remote: &Remote) -> Fetch<Vec<Array1<f32>>> {
-    let fetched = remote.load::<Vec<Array1<f32>>>(&Loader::new()).await;
-    fetched.unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Saves a list of vectors, failing the test on an error.
-async fn save_weights(remote: &Remote, saver: &Saver, value: &Vec<Array1<f32>>) {
-    let saved = remote.save(saver, value).await;
-    saved.unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// [`weights`] saved to `run/model.safetensors.index.json` in three shards: the index, the
@@ -278,10 +268,7 @@ async fn wrong_credentials_and_a_missing_object_are_errors_naming_the_url() {
     let remote = server.remote("model.safetensors");
     save_weights(&remote, &Saver::new(), &weights()).await;
     let wrong = server.remote_as(KEY, "not-the-secret", "model.safetensors");
-    let err = wrong
-        .load::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_err();
+    let err = load_error(&wrong).await;
     let text = err.to_string();
     assert!(
         text.starts_with(&format!("cannot read `{}`", wrong.url())),
@@ -297,10 +284,7 @@ async fn wrong_credentials_and_a_missing_object_are_errors_naming_the_url() {
     );
 
     let missing = server.remote("nothing.safetensors");
-    let err = missing
-        .load::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_err();
+    let err = load_error(&missing).await;
     assert!(
         err.to_string()
             .starts_with(&format!("cannot read `{}`: not found", missing.url())),
@@ -466,10 +450,7 @@ async fn a_sharded_checkpoint_made_elsewhere_loads_from_its_index() {
         .delete(&Path::from("run/model-00002-of-00003.safetensors"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let err = remote
-        .load::<Vec<Array1<f32>>>(&Loader::new())
-        .await
-        .unwrap_err();
+    let err = load_error(&remote).await;
     assert!(
         err.to_string()
             .contains("run/model-00002-of-00003.safetensors`: not found"),
